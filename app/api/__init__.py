@@ -1,0 +1,1 @@
+"""The HTTP API: the app factory's parts, dependencies, error rendering, health."""

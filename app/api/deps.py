@@ -1,0 +1,58 @@
+"""Dependencies endpoints declare, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from app.api.state import ApiState
+from app.db.engine import unit_of_work
+from app.registry.service import Registry
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.switchboard
+    return state
+
+
+def _session(state: Annotated[ApiState, Depends(_state)]) -> Iterator[Session]:
+    """A read session; writes go through ``UnitOfWork`` so publishing can follow the commit."""
+    with state.sessions() as session:
+        yield session
+
+
+def _unit_of_work(
+    state: Annotated[ApiState, Depends(_state)],
+) -> Callable[[], AbstractContextManager[Session]]:
+    return lambda: unit_of_work(state.sessions)
+
+
+def _registry(state: Annotated[ApiState, Depends(_state)]) -> Registry:
+    return state.registry.get()
+
+
+def _idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY,
+            pattern=r"^[\x20-\x7e]+$",
+            description="Resubmitting with the same key returns the original, never a second one.",
+        ),
+    ] = None,
+) -> str | None:
+    return idempotency_key
+
+
+State = Annotated[ApiState, Depends(_state)]
+ReadSession = Annotated[Session, Depends(_session)]
+UnitOfWork = Annotated[Callable[[], AbstractContextManager[Session]], Depends(_unit_of_work)]
+CurrentRegistry = Annotated[Registry, Depends(_registry)]
+IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]

@@ -1,0 +1,27 @@
+"""What the API process holds for its lifetime: engine, sessions, registry, Redis, dispatcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.jobs.service import Dispatcher
+from app.registry.service import RegistryCache
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    registry: RegistryCache
+    redis: redis.Redis
+    dispatcher: Dispatcher
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.redis.close()

@@ -1,0 +1,1 @@
+"""Batches: many jobs submitted at once, followed and collected as one."""

@@ -1,0 +1,256 @@
+"""``switchboard``: run the stack, submit work, read results, benchmark."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.cli.client import ApiClient
+from app.errors import InvalidInput, SwitchboardError
+
+cli = typer.Typer(
+    name="switchboard",
+    help="A durable, multi-provider LLM job gateway.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+bench = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
+cli.add_typer(bench, name="bench")
+
+console = Console()
+err_console = Console(stderr=True)
+
+ApiUrl = Annotated[
+    str,
+    typer.Option("--api", envvar="SWITCHBOARD_API_URL", help="Base URL of the Switchboard API."),
+]
+DEFAULT_API = "http://127.0.0.1:8000"
+
+
+def _api(url: str) -> ApiClient:
+    return ApiClient(url)
+
+
+# -- running the stack ---------------------------------------------------------------------
+@cli.command()
+def up(
+    api_port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
+    flower_port: Annotated[int, typer.Option(help="Port of Flower (0: don't start it).")] = 5555,
+    simulator: Annotated[bool, typer.Option(help="Start the provider simulator.")] = True,
+    provider: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Start a worker pool for this provider (repeatable). "
+            "Default: the simulated providers and every provider with a key set."
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Slots per worker pool.")] = 32,
+) -> None:
+    """Run the whole stack in the foreground until Ctrl-C (embedded services unless
+    DATABASE_URL and REDIS_URL are set)."""
+    from app.cli.run import run_up
+
+    run_up(
+        api_port=api_port,
+        flower_port=flower_port or None,
+        simulator=simulator,
+        providers=provider or [],
+        concurrency=concurrency,
+    )
+
+
+@cli.command()
+def worker(
+    provider: Annotated[str, typer.Option(help="The provider whose queues this pool consumes.")],
+    concurrency: Annotated[int, typer.Option(help="Concurrent jobs (threads).")] = 32,
+    pool: Annotated[str, typer.Option(help="Celery pool: threads or gevent.")] = "threads",
+    name: Annotated[str | None, typer.Option(help="Worker node name.")] = None,
+    events: Annotated[bool, typer.Option(help="Send task events (for Flower).")] = True,
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Run one worker pool for a provider: its high, normal and low queues, in that order."""
+    from app.cli.run import run_worker
+
+    run_worker(
+        provider, concurrency=concurrency, pool=pool, name=name, events=events, loglevel=loglevel
+    )
+
+
+@cli.command()
+def simulate(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Simulator config (JSON or TOML).", exists=True, dir_okay=False),
+    ] = None,
+) -> None:
+    """Run the provider simulator (OpenAI, Anthropic, Gemini and Ollama wire formats)."""
+    from app.simulator.config import default_config, load_config
+    from app.simulator.server import run
+
+    run(host, port, load_config(config) if config else default_config())
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database to the current schema and load the model catalog."""
+    from app.cli.run import run_migrate
+
+    report = run_migrate()
+    console.print(f"migrated: {report.providers} providers, {report.models} models in the registry")
+
+
+# -- using it ------------------------------------------------------------------------------
+@cli.command()
+def submit(
+    file: Annotated[Path, typer.Argument(help="JSONL file: one request per line.", dir_okay=False)],
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the batch, with a progress bar.")
+    ] = False,
+    priority: Annotated[str | None, typer.Option(help="high, normal or low (default low).")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Resubmitting returns the same batch.")
+    ] = None,
+    api: ApiUrl = DEFAULT_API,
+) -> None:
+    """Submit a JSONL file as one batch."""
+    try:
+        body = file.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {file}: {exc.strerror}", code="unreadable_file") from None
+    with _api(api) as client:
+        batch = client.submit_jsonl(body, priority=priority, idempotency_key=idempotency_key)
+        console.print(f"batch {batch['id']}: {batch['request_counts']['total']} requests queued")
+        if wait:
+            batch = client.wait_for_batch(batch["id"])
+            _print_batch(batch)
+
+
+@cli.command()
+def status(batch_id: Annotated[str, typer.Argument()], api: ApiUrl = DEFAULT_API) -> None:
+    """Show a batch's status and counts."""
+    with _api(api) as client:
+        _print_batch(client.batch(batch_id))
+
+
+@cli.command()
+def results(
+    batch_id: Annotated[str, typer.Argument()],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file.")
+    ] = None,
+    api: ApiUrl = DEFAULT_API,
+) -> None:
+    """Write a batch's finished results as JSONL (join on custom_id)."""
+    with _api(api) as client:
+        lines = client.results_jsonl(batch_id)
+        if output is None:
+            for line in lines:
+                sys.stdout.write(f"{line}\n")
+            return
+        with output.open("w") as out:
+            count = 0
+            for line in lines:
+                out.write(f"{line}\n")
+                count += 1
+        console.print(f"wrote {count} results to {output}")
+
+
+@cli.command()
+def models(api: ApiUrl = DEFAULT_API) -> None:
+    """List the models this gateway serves, with prices per million tokens."""
+    with _api(api) as client:
+        data = client.models()
+    table = Table("model", "provider", "context", "in $/Mtok", "out $/Mtok", "capabilities")
+    for m in data:
+        table.add_row(
+            m["id"] + (" (deprecated)" if m["deprecated"] else ""),
+            m["provider"],
+            f"{m['context_window']:,}",
+            m["pricing"]["input_per_mtok"],
+            m["pricing"]["output_per_mtok"],
+            ", ".join(m["capabilities"]),
+        )
+    console.print(table)
+
+
+@cli.command()
+def demo(
+    jobs: Annotated[int, typer.Option(help="Jobs in the demo batch.")] = 300,
+) -> None:
+    """Start the stack, run a batch over simulated providers, print the ledger, stop."""
+    from app.cli.demo import run_demo
+
+    run_demo(jobs=jobs)
+
+
+@bench.command("throughput")
+def bench_throughput(
+    jobs: Annotated[int, typer.Option(help="Jobs to push through the pipeline.")] = 5000,
+    accept_jobs: Annotated[
+        int, typer.Option(help="Jobs in the batch whose acceptance is timed.")
+    ] = 10_000,
+    processes: Annotated[int, typer.Option(help="Worker processes per provider.")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Threads per worker process.")] = 32,
+    pool: Annotated[str, typer.Option(help="Celery pool: threads or gevent.")] = "threads",
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON object.")] = False,
+) -> None:
+    """Jobs/s from submission to ledger-recorded completion at zero provider latency, and
+    the time to accept a 10,000-job batch, on the embedded default."""
+    from app.bench.throughput import run_throughput
+
+    _emit(
+        run_throughput(
+            jobs=jobs,
+            accept_jobs=accept_jobs,
+            processes=processes,
+            concurrency=concurrency,
+            pool=pool,
+            quiet=as_json,
+        )
+    )
+
+
+def _emit(result: dict[str, Any]) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+def _print_batch(batch: dict[str, Any]) -> None:
+    counts = batch["request_counts"]
+    console.print(
+        f"batch {batch['id']}: {batch['status']} — {counts['completed']} succeeded, "
+        f"{counts['failed']} failed of {counts['total']}; "
+        f"{batch['usage']['input_tokens']:,} in / {batch['usage']['output_tokens']:,} out tokens, "
+        f"${batch['cost_usd']}"
+    )
+
+
+# -- entry point ---------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every error ends as one line on stderr and a non-zero exit."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        cli(args=argv, standalone_mode=False)
+    except SwitchboardError as exc:
+        err_console.print(f"error: {exc.code}: {exc.message}", markup=False, highlight=False)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        err_console.print(f"error: {exc.format_message()}", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)

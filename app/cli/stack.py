@@ -1,0 +1,295 @@
+"""Running the whole stack as child processes: simulator, API, worker pools, Flower.
+
+``switchboard up``, ``switchboard demo``, the benchmarks and the end-to-end tests all start
+Switchboard the same way, through ``Stack``. Every child writes to its own log file under
+``<data_dir>/logs/`` and gets the service URLs through its environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from app.embedded import EmbeddedStack, ServiceUrls, free_port, to_sqlalchemy_url
+from app.errors import Unavailable
+
+CELERY_APP = "workers.celery_app:celery_app"
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.alive():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the child and its process group, as a crash would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@dataclass
+class StackOptions:
+    data_dir: Path
+    database_url: str | None = None
+    redis_url: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int | None = 8000  # None: don't start the API
+    flower_port: int | None = 5555  # None: don't start Flower
+    simulator: bool = True
+    simulator_port: int | None = None  # None: pick a free port
+    simulator_config: Path | None = None
+    providers: Sequence[str] = ()
+    concurrency: int = 32
+    pool: str = "threads"
+    worker_processes: int = 1
+    events: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def port_or_free(host: str, wanted: int | None) -> int | None:
+    if wanted is None:
+        return None
+    return wanted if wanted and port_free(host, wanted) else free_port(host)
+
+
+class Stack:
+    """The services and processes of one Switchboard deployment on this machine."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.embedded: EmbeddedStack | None = None
+        self.urls: ServiceUrls | None = None
+        self.children: list[Child] = []
+        self.workers: dict[str, list[Child]] = {}
+        self.simulator_url: str | None = None
+        self.api_url: str | None = None
+        self.flower_url: str | None = None
+        self.log_dir = options.data_dir.resolve() / "logs"
+        self._tag = uuid.uuid4().hex[:6]
+
+    # -- services ---------------------------------------------------------------------
+    def start_services(self) -> ServiceUrls:
+        """External URLs when both are given, else an embedded PostgreSQL and Redis."""
+        o = self.options
+        if o.database_url and o.redis_url:
+            self.urls = ServiceUrls(to_sqlalchemy_url(o.database_url), o.redis_url)
+            return self.urls
+        self.embedded = EmbeddedStack(o.data_dir)
+        embedded = self.embedded.start()
+        self.urls = ServiceUrls(
+            to_sqlalchemy_url(o.database_url) if o.database_url else embedded.database_url,
+            o.redis_url or embedded.redis_url,
+        )
+        return self.urls
+
+    def env(self) -> dict[str, str]:
+        assert self.urls is not None
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=self.urls.database_url,
+            REDIS_URL=self.urls.redis_url,
+            SWITCHBOARD_DATA_DIR=str(self.options.data_dir.resolve()),
+            PYTHONUNBUFFERED="1",
+        )
+        if self.simulator_url:
+            env["SWITCHBOARD_SIMULATOR_URL"] = self.simulator_url
+        env.update(self.options.extra_env)
+        return env
+
+    # -- processes --------------------------------------------------------------------
+    def spawn(self, name: str, argv: list[str]) -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / f"{name}.log"
+        with open(log, "ab") as out:
+            process = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env(),
+                start_new_session=True,
+            )
+        child = Child(name, process, log)
+        self.children.append(child)
+        return child
+
+    def start_simulator(self) -> str:
+        port = self.options.simulator_port or free_port()
+        argv = [sys.executable, "-m", "app.cli", "simulate", "--port", str(port)]
+        if self.options.simulator_config is not None:
+            argv += ["--config", str(self.options.simulator_config)]
+        child = self.spawn("simulator", argv)
+        self.simulator_url = f"http://127.0.0.1:{port}"
+        wait_http(f"{self.simulator_url}/_health", child, what="the provider simulator")
+        return self.simulator_url
+
+    def start_api(self) -> str:
+        o = self.options
+        port = port_or_free(o.api_host, o.api_port)
+        assert port is not None
+        child = self.spawn(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:app",
+                "--host",
+                o.api_host,
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+        )
+        self.api_url = f"http://{o.api_host}:{port}"
+        wait_http(f"{self.api_url}/readyz", child, what="the API")
+        return self.api_url
+
+    def start_workers(self, provider: str, processes: int | None = None) -> list[Child]:
+        o = self.options
+        started = []
+        for n in range(processes or o.worker_processes):
+            name = f"worker-{provider}-{n}"
+            argv = [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "worker",
+                "--provider",
+                provider,
+                "--concurrency",
+                str(o.concurrency),
+                "--pool",
+                o.pool,
+                "--name",
+                f"{provider}.{self._tag}{n}",
+                "--loglevel",
+                "WARNING",
+            ]
+            if not o.events:
+                argv.append("--no-events")
+            started.append(self.spawn(name, argv))
+        self.workers.setdefault(provider, []).extend(started)
+        return started
+
+    def start_flower(self) -> str | None:
+        o = self.options
+        port = port_or_free(o.api_host, o.flower_port)
+        if port is None:
+            return None
+        child = self.spawn(
+            "flower",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                CELERY_APP,
+                "flower",
+                f"--port={port}",
+                f"--address={o.api_host}",
+                "--logging=warning",
+            ],
+        )
+        self.flower_url = f"http://{o.api_host}:{port}"
+        wait_http(f"{self.flower_url}/healthcheck", child, what="Flower", timeout=60)
+        return self.flower_url
+
+    def wait_for_workers(self, timeout: float = 60.0) -> None:
+        """Until every worker process answers a Celery ping (it is then consuming)."""
+        from workers.celery_app import create_celery_app
+
+        assert self.urls is not None
+        expected = {
+            f"{p}.{self._tag}{n}" for p, kids in self.workers.items() for n in range(len(kids))
+        }
+        app = create_celery_app(self.urls.redis_url)
+        deadline = time.monotonic() + timeout
+        seen: set[str] = set()
+        try:
+            while time.monotonic() < deadline:
+                for child in (c for kids in self.workers.values() for c in kids):
+                    if not child.alive():
+                        raise Unavailable(f"{child.name} exited:\n{child.tail()}")
+                replies = app.control.ping(timeout=0.5) or []
+                seen = {name.split("@")[0] for reply in replies for name in reply}
+                if expected <= seen:
+                    return
+        finally:
+            app.close()
+        raise Unavailable(f"workers {sorted(expected - seen)} did not come up in {timeout:.0f}s")
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+        self.workers.clear()
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
+
+
+def wait_http(
+    url: str,
+    child: Child | None,
+    *,
+    what: str,
+    timeout: float = 30.0,
+    ok: Callable[[httpx.Response], bool] = lambda r: r.status_code == 200,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None and not child.alive():
+            raise Unavailable(f"{what} exited while starting:\n{child.tail()}")
+        try:
+            if ok(httpx.get(url, timeout=1.0)):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    tail = f"\n{child.tail()}" if child is not None else ""
+    raise Unavailable(f"{what} did not answer at {url} within {timeout:.0f}s{tail}")

@@ -1,0 +1,60 @@
+"""Settings, read once at the edges (API factory, Celery app, CLI) and passed down."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Switchboard's configuration, from ``SWITCHBOARD_*`` environment variables.
+
+    ``DATABASE_URL`` and ``REDIS_URL`` are read without the prefix, as most deployments name
+    them. When either is unset, the CLI starts the embedded PostgreSQL / Redis in ``data_dir``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "SWITCHBOARD_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "SWITCHBOARD_REDIS_URL")
+    )
+    data_dir: Path = Path(".switchboard")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    flower_port: int = 5555
+    simulator_host: str = "127.0.0.1"
+    simulator_port: int = 8100
+    simulator_url: str | None = None
+
+    # Workers
+    worker_concurrency: int = 32
+    attempt_timeout_s: float = 60.0
+    lease_margin_s: float = 30.0
+    registry_refresh_s: float = 5.0
+
+    # Jobs
+    default_deadline_s: float = 24 * 3600.0
+    max_batch_requests: int = 50_000
+    max_request_bytes: int = 200 * 1024 * 1024
+
+    # Reconciler
+    reconcile_interval_s: float = 10.0
+    stale_queued_s: float = 30.0
+
+    secret_key: SecretStr | None = None
+
+    @property
+    def resolved_simulator_url(self) -> str:
+        return self.simulator_url or f"http://{self.simulator_host}:{self.simulator_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

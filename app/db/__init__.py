@@ -1,0 +1,1 @@
+"""Postgres: the tables, the engine and the unit of work."""

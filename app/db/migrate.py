@@ -1,0 +1,34 @@
+"""Bringing a database to the current schema and loading the shipped model catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, pool
+
+from app.db.engine import make_sessionmaker, unit_of_work
+from app.embedded import to_sqlalchemy_url
+from app.registry.catalog import load_catalog
+from app.registry.service import SyncReport, sync_catalog
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["url"] = to_sqlalchemy_url(url)
+    return config
+
+
+def migrate(url: str, *, simulator_url: str) -> SyncReport:
+    """Upgrade to the newest revision, then upsert the catalog (idempotent; safe to rerun)."""
+    command.upgrade(alembic_config(url), "head")
+    engine = create_engine(to_sqlalchemy_url(url), poolclass=pool.NullPool)
+    try:
+        with unit_of_work(make_sessionmaker(engine)) as session:
+            return sync_catalog(session, load_catalog(simulator_url=simulator_url))
+    finally:
+        engine.dispose()

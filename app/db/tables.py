@@ -1,0 +1,245 @@
+"""Every table Switchboard keeps in Postgres, the source of truth for each job's lifecycle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Money: USD to 12 places: tokens × a price with 6 decimals per million is always exact.
+Money = Numeric(24, 12)
+Price = Numeric(12, 6)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSONB,
+        Decimal: Money,
+    }
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class ProviderRow(Base):
+    """A provider endpoint: wire format, base URL and default rate limits for one key."""
+
+    __tablename__ = "providers"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    display_name: Mapped[str] = mapped_column(Text)
+    wire_format: Mapped[str] = mapped_column(Text)
+    base_url: Mapped[str] = mapped_column(Text)
+    api_key_env: Mapped[str | None] = mapped_column(Text)
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    tpm: Mapped[int | None] = mapped_column(Integer)
+    itpm: Mapped[int | None] = mapped_column(Integer)
+    otpm: Mapped[int | None] = mapped_column(Integer)
+    burst_s: Mapped[float] = mapped_column(Float, server_default=text("60"))
+    simulated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class ModelRow(Base):
+    """A model callers can name: where it is served, what it can do and what it costs."""
+
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    provider: Mapped[str] = mapped_column(ForeignKey("providers.name", ondelete="CASCADE"))
+    upstream: Mapped[str] = mapped_column(Text)
+    context_window: Mapped[int] = mapped_column(Integer)
+    max_output_tokens: Mapped[int] = mapped_column(Integer)
+    input_per_mtok: Mapped[Decimal] = mapped_column(Price)
+    output_per_mtok: Mapped[Decimal] = mapped_column(Price)
+    cached_input_per_mtok: Mapped[Decimal | None] = mapped_column(Price)
+    capabilities: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    aliases: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    tpm: Mapped[int | None] = mapped_column(Integer)
+    deprecated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class BatchRow(Base):
+    """A batch of jobs, shaped like OpenAI's batch object; counters move with its jobs."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Text, server_default="default")
+    status: Mapped[str] = mapped_column(Text)
+    endpoint: Mapped[str] = mapped_column(Text)
+    completion_window: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
+    input_file_id: Mapped[str | None] = mapped_column(Text)
+    errors: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    request_hash: Mapped[str | None] = mapped_column(Text)
+    total: Mapped[int] = mapped_column(Integer)
+    succeeded: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    failed: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    cancelled: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    input_tokens: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    output_tokens: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    cost_usd: Mapped[Decimal] = mapped_column(Money, server_default=text("0"))
+    created_at: Mapped[datetime] = _created()
+    in_progress_at: Mapped[datetime | None]
+    finalizing_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    expired_at: Mapped[datetime | None]
+    cancelling_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(
+            "uq_batches_tenant_idempotency_key",
+            "tenant_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+
+class JobRow(Base):
+    """One request's whole lifecycle: what was asked, where it ran, what it cost."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Text, server_default="default")
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    custom_id: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    request_hash: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text, server_default="chat")
+    status: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(Text)
+    request: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    models: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    chain_index: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    provider: Mapped[str] = mapped_column(Text)  # provider of the current target: its queue
+    served_model: Mapped[str | None] = mapped_column(Text)
+    served_provider: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    cached_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Money)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    attempt_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    claim_token: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    error_class: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    queued_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    not_before: Mapped[datetime | None]
+    deadline_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_jobs_batch_id_custom_id", "batch_id", "custom_id"),
+        Index(
+            "uq_jobs_tenant_idempotency_key",
+            "tenant_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        # The reconciler's scans: only live jobs, which are few compared with finished ones.
+        Index(
+            "ix_jobs_live",
+            "status",
+            "queued_at",
+            postgresql_where=text("status IN ('queued', 'running', 'waiting')"),
+        ),
+        Index("ix_jobs_tenant_id_created_at", "tenant_id", "created_at"),
+    )
+
+
+class AttemptRow(Base):
+    """One call to one provider for one job, and what was decided after it."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)  # succeeded | failed
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error_class: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    retry_after_s: Mapped[float | None] = mapped_column(Float)
+    decision: Mapped[str] = mapped_column(Text)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Money)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "number"),
+        # A job is paid for at most once, whatever the redeliveries.
+        Index(
+            "uq_attempts_one_success_per_job",
+            "job_id",
+            unique=True,
+            postgresql_where=text("status = 'succeeded'"),
+        ),
+    )
+
+
+providers = cast(Table, ProviderRow.__table__)
+models = cast(Table, ModelRow.__table__)
+batches = cast(Table, BatchRow.__table__)
+jobs = cast(Table, JobRow.__table__)
+attempts = cast(Table, AttemptRow.__table__)

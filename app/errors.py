@@ -1,0 +1,81 @@
+"""The one root of every error Switchboard raises on purpose.
+
+    SwitchboardError                 code, message, http_status, param
+    ├── InvalidInput                 400/422 — the caller's request is wrong
+    │   ├── UnknownModel             a model name the registry does not know
+    │   └── BatchTooLarge            more requests than one batch may hold
+    ├── NotFound                     404 — no such job, batch or model
+    ├── Conflict                     409 — e.g. an Idempotency-Key reused with another body
+    ├── Unavailable                  503 — a dependency (Postgres, Redis) is down
+    └── ProviderError                (app.providers.errors) — a classified upstream failure
+
+The API renders all of them as ``{"error": {"code", "message", "param"?, "line"?}}`` through
+one handler; the CLI prints ``error: <code>: <message>`` and exits non-zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SwitchboardError(Exception):
+    """Base of every deliberate error; carries a stable machine-readable ``code``."""
+
+    code: str = "error"
+    http_status: int = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        line: int | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if http_status is not None:
+            self.http_status = http_status
+        self.param = param
+        self.line = line
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.param is not None:
+            body["param"] = self.param
+        if self.line is not None:
+            body["line"] = self.line
+        return body
+
+
+class InvalidInput(SwitchboardError):
+    code = "invalid_request"
+    http_status = 400
+
+
+class UnknownModel(InvalidInput):
+    code = "unknown_model"
+    http_status = 400
+
+
+class BatchTooLarge(InvalidInput):
+    code = "batch_too_large"
+    http_status = 413
+
+
+class NotFound(SwitchboardError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(SwitchboardError):
+    code = "conflict"
+    http_status = 409
+
+
+class Unavailable(SwitchboardError):
+    code = "unavailable"
+    http_status = 503

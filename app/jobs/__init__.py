@@ -1,0 +1,1 @@
+"""Jobs: what callers submit, and the lifecycle each one goes through."""

@@ -1,0 +1,133 @@
+"""``/v1/jobs``: submit one job, read it back."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from app.api.deps import CurrentRegistry, IdempotencyKey, ReadSession, State, UnitOfWork
+from app.api.errors import documented
+from app.api.publish import publish_after_commit
+from app.db.tables import AttemptRow, JobRow
+from app.jobs.schemas import (
+    AttemptOut,
+    ErrorInfo,
+    JobAccepted,
+    JobCreate,
+    JobOut,
+    JobResult,
+    ToolCallOut,
+    Usage,
+)
+from app.jobs.service import get_job, job_attempts, submit_job
+from app.ledger.cost import format_usd
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+JobId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Submit one chat job",
+    response_model=JobAccepted,
+    responses=documented(409),
+)
+def create_job(
+    spec: JobCreate,
+    state: State,
+    uow: UnitOfWork,
+    registry: CurrentRegistry,
+    idempotency_key: IdempotencyKey,
+) -> JobAccepted:
+    with uow() as session:
+        submitted = submit_job(
+            session,
+            spec,
+            registry,
+            default_deadline_s=state.settings.default_deadline_s,
+            idempotency_key=idempotency_key,
+        )
+        job_id, job_status = submitted.job.id, submitted.job.status
+    if submitted.created:
+        publish_after_commit(state.dispatcher, [submitted.ref])
+    return JobAccepted(id=job_id, status=job_status, created=submitted.created)
+
+
+@router.get("/{job_id}", summary="A job's status, result, model, tokens, cost and attempts")
+def read_job(
+    job_id: JobId,
+    session: ReadSession,
+    attempts: Annotated[bool, Query(description="Include every attempt.")] = True,
+) -> JobOut:
+    job = get_job(session, job_id)
+    return job_out(job, job_attempts(session, job_id) if attempts else None)
+
+
+def job_out(job: JobRow, attempts: list[AttemptRow] | None) -> JobOut:
+    result = None
+    if job.result is not None:
+        result = JobResult(
+            text=job.result.get("text"),
+            finish_reason=job.result.get("finish_reason"),
+            tool_calls=[ToolCallOut(**c) for c in job.result.get("tool_calls", [])],
+            response_id=job.result.get("response_id"),
+        )
+    usage = None
+    if job.input_tokens is not None:
+        usage = Usage(
+            input_tokens=job.input_tokens,
+            output_tokens=job.output_tokens or 0,
+            cached_tokens=job.cached_tokens or 0,
+            total_tokens=job.input_tokens + (job.output_tokens or 0),
+        )
+    error = None
+    if job.error_class is not None:
+        error = ErrorInfo(code=job.error_class, message=job.error_message or job.error_class)
+    return JobOut(
+        id=job.id,
+        status=job.status,
+        priority=job.priority,
+        batch_id=job.batch_id,
+        custom_id=job.custom_id,
+        model=list(job.models),
+        served_model=job.served_model,
+        provider=job.served_provider,
+        result=result,
+        usage=usage,
+        cost_usd=format_usd(job.cost_usd),
+        latency_ms=job.latency_ms,
+        attempt_count=job.attempt_count,
+        attempts=None if attempts is None else [attempt_out(a) for a in attempts],
+        error=error,
+        metadata=job.metadata_ or {},
+        created_at=job.created_at,
+        queued_at=job.queued_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+def attempt_out(a: AttemptRow) -> AttemptOut:
+    return AttemptOut(
+        number=a.number,
+        model=a.model_id,
+        provider=a.provider,
+        status=a.status,
+        started_at=a.started_at,
+        finished_at=a.finished_at,
+        latency_ms=a.latency_ms,
+        http_status=a.http_status,
+        error_class=a.error_class,
+        error_message=a.error_message,
+        retry_after_s=a.retry_after_s,
+        decision=a.decision,
+        decision_reason=a.decision_reason,
+        input_tokens=a.input_tokens,
+        output_tokens=a.output_tokens,
+        cost_usd=format_usd(a.cost_usd),
+    )

@@ -1,0 +1,254 @@
+"""The shapes of a chat job on the wire: what callers send and what they read back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from app.constants import (
+    MAX_CUSTOM_ID_CHARS,
+    MAX_METADATA_KEY_CHARS,
+    MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE_CHARS,
+    Priority,
+)
+from app.jobs.states import JobStatus
+
+MAX_CHAIN = 8
+MAX_MESSAGES = 2048
+MAX_TOOLS = 128
+MAX_DEADLINE_S = 7 * 24 * 3600.0
+
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_METADATA_KEY_CHARS)]
+MetadataValue = Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE_CHARS)]
+CustomId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CUSTOM_ID_CHARS)]
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_PAIRS)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def unstorable_text_at(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds text Postgres cannot store (NUL, lone surrogates), if anywhere."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path or "(root)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "(root)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = unstorable_text_at(key, path) or unstorable_text_at(item, f"{path}.{key}")
+            if where:
+                return where.lstrip(".")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            where = unstorable_text_at(item, f"{path}[{index}]")
+            if where:
+                return where
+    return None
+
+
+class StorableRequest(Strict):
+    """A top-level request: rejects text that could not be stored before anything else."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        where = unstorable_text_at(data)
+        if where is not None:
+            raise ValueError(f"text at `{where}` contains a NUL character or an invalid code point")
+        return data
+
+
+class Message(Strict):
+    """One chat message in the OpenAI shape; adapters translate it for other providers."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: Annotated[str, StringConstraints(max_length=256)] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+    @model_validator(mode="after")
+    def _has_content(self) -> Message:
+        if self.role == "assistant" and self.tool_calls:
+            return self
+        if self.content is None or self.content == "" or self.content == []:
+            raise ValueError(f"a {self.role} message needs non-empty content")
+        return self
+
+
+class ChatParams(StorableRequest):
+    """A chat completion request: OpenAI's body, with ``model`` also taking a fallback list."""
+
+    model: ModelName | Annotated[list[ModelName], Field(min_length=1, max_length=MAX_CHAIN)] = (
+        Field(description="A model id, or a list of model ids to fall back through in order.")
+    )
+    messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)] | None = None
+    prompt: Annotated[str, StringConstraints(min_length=1)] | None = Field(
+        default=None, description="Shorthand for a single user message."
+    )
+    max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    stop: (
+        Annotated[str, StringConstraints(min_length=1, max_length=256)]
+        | Annotated[
+            list[Annotated[str, StringConstraints(min_length=1, max_length=256)]],
+            Field(max_length=4),
+        ]
+        | None
+    ) = None
+    tools: Annotated[list[dict[str, Any]], Field(max_length=MAX_TOOLS)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
+    user: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ChatParams:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("give exactly one of `messages` or `prompt`")
+        return self
+
+    @field_validator("model")
+    @classmethod
+    def _distinct_models(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("a model appears twice in the fallback list")
+        return value
+
+    @property
+    def model_chain(self) -> list[str]:
+        return [self.model] if isinstance(self.model, str) else list(self.model)
+
+    def to_request(self) -> dict[str, Any]:
+        """What is stored on the job and replayed by the worker (everything but the models)."""
+        body = self.model_dump(exclude_none=True, include=_CHAT_FIELDS, mode="json")
+        if self.prompt is not None:
+            body["messages"] = [{"role": "user", "content": self.prompt}]
+        if isinstance(body.get("stop"), str):
+            body["stop"] = [body["stop"]]
+        return body
+
+
+_CHAT_FIELDS = set(ChatParams.model_fields) - {"model", "prompt"}
+
+
+class JobCreate(ChatParams):
+    """``POST /v1/jobs``: one chat job."""
+
+    priority: Priority = Priority.NORMAL
+    metadata: Metadata | None = None
+    custom_id: CustomId | None = None
+    deadline_s: Annotated[float, Field(gt=0, le=MAX_DEADLINE_S)] | None = Field(
+        default=None, description="Fail the job with reason `deadline` if not done by then."
+    )
+
+
+class BatchLine(StorableRequest):
+    """One line of an OpenAI batch input file."""
+
+    custom_id: CustomId
+    method: Literal["POST"] = "POST"
+    url: Literal["/v1/chat/completions"] = "/v1/chat/completions"
+    body: ChatParams
+
+
+class BatchItem(ChatParams):
+    """A batch request in Switchboard's flat shape: the chat body plus ``custom_id``."""
+
+    custom_id: CustomId | None = None
+    metadata: Metadata | None = None
+
+
+class Usage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+    total_tokens: int
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    name: str
+    arguments: str
+
+
+class JobResult(BaseModel):
+    text: str | None
+    finish_reason: str | None
+    tool_calls: list[ToolCallOut] = []
+    response_id: str | None = None
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class AttemptOut(BaseModel):
+    number: int
+    model: str
+    provider: str
+    status: Literal["succeeded", "failed"]
+    started_at: datetime
+    finished_at: datetime
+    latency_ms: int
+    http_status: int | None
+    error_class: str | None
+    error_message: str | None
+    retry_after_s: float | None
+    decision: str
+    decision_reason: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: str | None
+
+
+class JobOut(BaseModel):
+    """A job as callers see it: state, result, where it ran, what it cost."""
+
+    id: str
+    object: Literal["job"] = "job"
+    status: JobStatus
+    priority: Priority
+    batch_id: str | None
+    custom_id: str | None
+    model: list[str] = Field(description="The requested model and its fallbacks, in order.")
+    served_model: str | None
+    provider: str | None
+    result: JobResult | None
+    usage: Usage | None
+    cost_usd: str | None = Field(description="Exact decimal, USD.")
+    latency_ms: int | None
+    attempt_count: int
+    attempts: list[AttemptOut] | None = None
+    error: ErrorInfo | None
+    metadata: dict[str, str]
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobAccepted(BaseModel):
+    id: str
+    object: Literal["job"] = "job"
+    status: JobStatus
+    created: bool = Field(description="False when an Idempotency-Key matched an earlier job.")

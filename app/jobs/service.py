@@ -1,0 +1,162 @@
+"""Submitting jobs and reading them back. Services take the session first and never commit."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.constants import Priority
+from app.db.tables import AttemptRow, JobRow, jobs
+from app.errors import Conflict, InvalidInput, NotFound
+from app.ids import job_id as new_job_id
+from app.jobs.schemas import ChatParams, JobCreate
+from app.jobs.states import JobStatus
+from app.registry.service import ModelInfo, Registry
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """What a queue message points at: a job, and the queue it belongs on."""
+
+    id: str
+    provider: str
+    priority: str
+
+
+class Dispatcher(Protocol):
+    """Publishes queue messages for jobs whose rows are committed."""
+
+    def publish(self, refs: Sequence[JobRef]) -> None: ...
+
+
+def resolve_chain(registry: Registry, params: ChatParams, param: str = "model") -> list[ModelInfo]:
+    """The job's models, in fallback order, each known, enabled and able to chat."""
+    chain: list[ModelInfo] = []
+    names = params.model_chain
+    for i, name in enumerate(names):
+        where = param if isinstance(params.model, str) else f"{param}[{i}]"
+        model = registry.model(name, param=where)
+        if "chat" not in model.capabilities:
+            raise InvalidInput(
+                f"model {name!r} does not serve chat completions",
+                code="unsupported_model",
+                param=where,
+            )
+        chain.append(model)
+    if len({m.id for m in chain}) != len(chain):
+        raise InvalidInput("a model appears twice in the fallback list", param=param)
+    return chain
+
+
+def request_hash(payload: Any) -> str:
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def job_values(
+    params: ChatParams,
+    chain: list[ModelInfo],
+    *,
+    now: datetime,
+    priority: Priority,
+    tenant_id: str,
+    deadline_s: float,
+    custom_id: str | None = None,
+    metadata: dict[str, str] | None = None,
+    batch_id: str | None = None,
+) -> dict[str, Any]:
+    """The row for a new queued job (shared by single submissions and batches)."""
+    return {
+        "id": new_job_id(),
+        "tenant_id": tenant_id,
+        "batch_id": batch_id,
+        "custom_id": custom_id,
+        "status": JobStatus.QUEUED.value,
+        "priority": priority.value,
+        "request": params.to_request(),
+        "models": [m.id for m in chain],
+        "chain_index": 0,
+        "provider": chain[0].provider,
+        "metadata": metadata or {},
+        "created_at": now,
+        "queued_at": now,
+        "deadline_at": now + timedelta(seconds=deadline_s),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    job: JobRow
+    created: bool
+
+    @property
+    def ref(self) -> JobRef:
+        return JobRef(self.job.id, self.job.provider, self.job.priority)
+
+
+def submit_job(
+    session: Session,
+    spec: JobCreate,
+    registry: Registry,
+    *,
+    default_deadline_s: float,
+    tenant_id: str = "default",
+    idempotency_key: str | None = None,
+) -> Submitted:
+    """Insert one queued job, or find the one an earlier call with the same key created."""
+    chain = resolve_chain(registry, spec)
+    now = datetime.now(UTC)
+    values = job_values(
+        spec,
+        chain,
+        now=now,
+        priority=spec.priority,
+        tenant_id=tenant_id,
+        deadline_s=spec.deadline_s or default_deadline_s,
+        custom_id=spec.custom_id,
+        metadata=spec.metadata,
+    )
+    digest = request_hash(spec.model_dump(mode="json", exclude_none=True))
+    values.update(idempotency_key=idempotency_key, request_hash=digest)
+    stmt = insert(jobs).values(values)
+    if idempotency_key is not None:
+        stmt = stmt.on_conflict_do_nothing(
+            index_elements=[jobs.c.tenant_id, jobs.c.idempotency_key],
+            index_where=jobs.c.idempotency_key.is_not(None),
+        )
+    inserted = session.execute(stmt.returning(jobs.c.id)).scalar_one_or_none()
+    if inserted is None:
+        existing = session.scalars(
+            select(JobRow).where(
+                JobRow.tenant_id == tenant_id, JobRow.idempotency_key == idempotency_key
+            )
+        ).one()
+        if existing.request_hash != digest:
+            raise Conflict(
+                "this Idempotency-Key was used for a different request",
+                code="idempotency_key_reused",
+            )
+        return Submitted(existing, created=False)
+    return Submitted(session.get_one(JobRow, inserted), created=True)
+
+
+def get_job(session: Session, job_id: str, *, tenant_id: str = "default") -> JobRow:
+    job = session.get(JobRow, job_id)
+    if job is None or job.tenant_id != tenant_id:
+        raise NotFound(f"no job {job_id!r}", code="job_not_found")
+    return job
+
+
+def job_attempts(session: Session, job_id: str) -> list[AttemptRow]:
+    return list(
+        session.scalars(
+            select(AttemptRow).where(AttemptRow.job_id == job_id).order_by(AttemptRow.number)
+        )
+    )

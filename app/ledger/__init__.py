@@ -1,0 +1,1 @@
+"""The ledger: what each job cost, in tokens and in money."""

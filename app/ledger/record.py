@@ -1,0 +1,249 @@
+"""Recording what happened to a job: one statement per outcome, exactly once per claim.
+
+Each outcome is a single SQL statement: the job's conditional UPDATE (it must still be
+``running`` under the caller's claim token), the attempt row, and — for terminal outcomes —
+the batch's counters and terminal status. If the claim was lost (a lease expired and another
+worker took the job), the UPDATE matches nothing, so neither the attempt nor the counters are
+written: a result is recorded at most once, and the partial unique index on succeeded attempts
+makes "paid twice" impossible even in principle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, TextClause, text
+
+from app.jobs.states import JobStatus, sources_for
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    model_id: str
+    provider: str
+    started_at: datetime
+    finished_at: datetime
+    latency_ms: int
+    decision: str
+    decision_reason: str | None = None
+    key_id: str | None = None
+    http_status: int | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    retry_after_s: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: Decimal | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error_class is None
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    result: dict[str, Any]
+    model_id: str
+    provider: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cost_usd: Decimal
+    latency_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    error_class: str
+    error_message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """The same worker tries again in-slot; the job stays running under a longer lease."""
+
+    lease_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    not_before: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """Fall back: the job moves to another model and that model's provider queue."""
+
+    chain_index: int
+    provider: str
+
+
+Outcome = Succeeded | Failed | Retrying | Waiting | Requeued
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    moved: bool  # False: the claim was lost, nothing was written
+    batch_id: str | None = None
+    batch_status: str | None = None
+
+
+_JOB_SET: dict[str, str] = {
+    "Succeeded": """status = 'succeeded', finished_at = now(), lease_until = NULL,
+        result = CAST(:result AS jsonb), served_model = :served_model,
+        served_provider = :served_provider, input_tokens = :input_tokens,
+        output_tokens = :output_tokens, cached_tokens = :cached_tokens, cost_usd = :cost_usd,
+        latency_ms = :job_latency_ms, error_class = NULL, error_message = NULL""",
+    "Failed": """status = 'failed', finished_at = now(), lease_until = NULL,
+        error_class = :job_error_class, error_message = :job_error_message""",
+    "Retrying": "lease_until = now() + make_interval(secs => :lease_s)",
+    "Waiting": "status = 'waiting', not_before = :not_before, lease_until = NULL",
+    "Requeued": """status = 'queued', queued_at = now(), chain_index = :chain_index,
+        provider = :next_provider, lease_until = NULL""",
+}
+_TARGET: dict[str, JobStatus] = {
+    "Succeeded": JobStatus.SUCCEEDED,
+    "Failed": JobStatus.FAILED,
+    "Retrying": JobStatus.RUNNING,
+    "Waiting": JobStatus.WAITING,
+    "Requeued": JobStatus.QUEUED,
+}
+
+_ATTEMPT = """, a AS (
+    INSERT INTO attempts (job_id, number, model_id, provider, key_id, status, started_at,
+        finished_at, latency_ms, http_status, error_class, error_message, retry_after_s,
+        decision, decision_reason, input_tokens, output_tokens, cost_usd)
+    SELECT j.id, j.attempt_count, :model_id, :provider, :key_id, :attempt_status, :started_at,
+        :finished_at, :latency_ms, :http_status, :error_class, :error_message, :retry_after_s,
+        :decision, :decision_reason, :input_tokens, :output_tokens, :attempt_cost_usd
+    FROM j
+)"""
+
+_BATCH = """, b AS (
+    UPDATE batches SET
+        succeeded = succeeded + :batch_succeeded,
+        failed = failed + :batch_failed,
+        input_tokens = input_tokens + :batch_input_tokens,
+        output_tokens = output_tokens + :batch_output_tokens,
+        cost_usd = cost_usd + :batch_cost_usd,
+        status = CASE
+            WHEN succeeded + failed + cancelled + 1 < total THEN status
+            WHEN status = 'in_progress' THEN 'completed'
+            WHEN status = 'cancelling' THEN 'cancelled'
+            ELSE status END,
+        completed_at = CASE
+            WHEN succeeded + failed + cancelled + 1 >= total AND status = 'in_progress'
+            THEN now() ELSE completed_at END,
+        cancelled_at = CASE
+            WHEN succeeded + failed + cancelled + 1 >= total AND status = 'cancelling'
+            THEN now() ELSE cancelled_at END
+    FROM j WHERE batches.id = j.batch_id
+    RETURNING batches.status
+)"""
+
+
+@cache
+def _statement(outcome: str, with_attempt: bool, claimed: bool) -> TextClause:
+    terminal = _TARGET[outcome] in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+    sources = ", ".join(f"'{s}'" for s in sources_for(_TARGET[outcome]))
+    guard = (
+        "status = 'running' AND claim_token = :claim_token" if claimed else f"status IN ({sources})"
+    )
+    bump = "attempt_count = attempt_count + 1, " if with_attempt else ""
+    sql = (
+        f"WITH j AS (UPDATE jobs SET {bump}{_JOB_SET[outcome]} "
+        f"WHERE id = :job_id AND {guard} RETURNING id, attempt_count, batch_id)"
+        + (_ATTEMPT if with_attempt else "")
+        + (_BATCH if terminal else "")
+        + " SELECT (SELECT count(*) FROM j) AS moved, (SELECT batch_id FROM j) AS batch_id, "
+        + ("(SELECT status FROM b)" if terminal else "NULL")
+        + " AS batch_status"
+    )
+    return text(sql)
+
+
+def record(
+    conn: Connection,
+    job_id: str,
+    outcome: Outcome,
+    *,
+    attempt: AttemptRecord | None = None,
+    claim_token: int | None = None,
+) -> Recorded:
+    """Move the job to ``outcome`` (and log ``attempt``) if the caller still owns it.
+
+    With ``claim_token`` the job must be running under that claim; without it (the
+    reconciler, cancellation) it must be in a status the transition table allows.
+    """
+    params: dict[str, Any] = {"job_id": job_id, "claim_token": claim_token}
+    params.update(_outcome_params(outcome))
+    if attempt is not None:
+        params.update(_attempt_params(attempt))
+    stmt = _statement(type(outcome).__name__, attempt is not None, claim_token is not None)
+    row = conn.execute(stmt, params).one()
+    return Recorded(bool(row.moved), row.batch_id, row.batch_status)
+
+
+def _outcome_params(outcome: Outcome) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "batch_succeeded": 0,
+        "batch_failed": 0,
+        "batch_input_tokens": 0,
+        "batch_output_tokens": 0,
+        "batch_cost_usd": Decimal(0),
+    }
+    match outcome:
+        case Succeeded():
+            params.update(
+                result=orjson.dumps(outcome.result).decode(),
+                served_model=outcome.model_id,
+                served_provider=outcome.provider,
+                input_tokens=outcome.input_tokens,
+                output_tokens=outcome.output_tokens,
+                cached_tokens=outcome.cached_tokens,
+                cost_usd=outcome.cost_usd,
+                job_latency_ms=outcome.latency_ms,
+                batch_succeeded=1,
+                batch_input_tokens=outcome.input_tokens,
+                batch_output_tokens=outcome.output_tokens,
+                batch_cost_usd=outcome.cost_usd,
+            )
+        case Failed():
+            params.update(
+                job_error_class=outcome.error_class,
+                job_error_message=outcome.error_message,
+                batch_failed=1,
+            )
+        case Retrying():
+            params.update(lease_s=outcome.lease_s)
+        case Waiting():
+            params.update(not_before=outcome.not_before)
+        case Requeued():
+            params.update(chain_index=outcome.chain_index, next_provider=outcome.provider)
+    return params
+
+
+def _attempt_params(attempt: AttemptRecord) -> dict[str, Any]:
+    return {
+        "model_id": attempt.model_id,
+        "provider": attempt.provider,
+        "key_id": attempt.key_id,
+        "attempt_status": "succeeded" if attempt.succeeded else "failed",
+        "started_at": attempt.started_at,
+        "finished_at": attempt.finished_at,
+        "latency_ms": attempt.latency_ms,
+        "http_status": attempt.http_status,
+        "error_class": attempt.error_class,
+        "error_message": attempt.error_message,
+        "retry_after_s": attempt.retry_after_s,
+        "decision": attempt.decision,
+        "decision_reason": attempt.decision_reason,
+        "input_tokens": attempt.input_tokens,
+        "output_tokens": attempt.output_tokens,
+        "attempt_cost_usd": attempt.cost_usd,
+    }

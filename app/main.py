@@ -1,0 +1,119 @@
+"""The ASGI app (fixed handle ``app.main:app``) and its factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import errors, health
+from app.api.state import ApiState
+from app.batches import endpoints as batches
+from app.batches.endpoints import BatchCreate
+from app.config import Settings, get_settings
+from app.db.engine import make_engine, make_sessionmaker
+from app.embedded import resolve_urls
+from app.errors import Unavailable
+from app.jobs import endpoints as jobs
+from app.jobs.service import Dispatcher
+from app.ledger import endpoints as usage
+from app.registry import endpoints as models
+from app.registry.service import Registry, RegistryCache, load_registry
+
+DESCRIPTION = """A durable, multi-provider LLM job gateway.
+
+Submit one job or a batch of up to 50,000 and get ids at once; workers drain them under each
+provider's rate limits, fall back between models on classified errors, and record every
+attempt, token and cent in Postgres. Errors are `{"error": {"code", "message", "param"?,
+"line"?}}`."""
+
+
+def build_state(settings: Settings, dispatcher: Dispatcher | None = None) -> ApiState:
+    urls = resolve_urls(settings.database_url, settings.redis_url, settings.data_dir)
+    if urls is None:
+        raise Unavailable("no database: set DATABASE_URL and REDIS_URL, or run `switchboard up`")
+    engine = make_engine(urls.database_url, pool_size=20, application_name="switchboard-api")
+    sessions = make_sessionmaker(engine)
+    client = redis.Redis.from_url(urls.redis_url, health_check_interval=30)
+
+    def load() -> Registry:
+        with sessions() as session:
+            return load_registry(session)
+
+    if dispatcher is None:
+        from workers.celery_app import create_celery_app
+        from workers.dispatch import CeleryDispatcher
+
+        dispatcher = CeleryDispatcher(create_celery_app(urls.redis_url), client)
+    return ApiState(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        registry=RegistryCache(load, ttl_s=settings.registry_refresh_s),
+        redis=client,
+        dispatcher=dispatcher,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    state_factory: Callable[[Settings], ApiState] | None = None,
+) -> FastAPI:
+    """The API; its connections are made at startup, not at import."""
+    resolved = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = (state_factory or build_state)(resolved)
+        app.state.switchboard = state
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = FastAPI(
+        title="Switchboard",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    common = errors.documented(400, 404, 503)
+    app.include_router(health.router)
+    app.include_router(jobs.router, responses=common)
+    app.include_router(batches.router, responses=common)
+    app.include_router(models.router, responses=common)
+    app.include_router(usage.router, responses=common)
+    _finish_openapi(app)
+    return app
+
+
+def _finish_openapi(app: FastAPI) -> None:
+    """Make the document say what the API does: no 422s (validation errors are 400s in the
+    one error shape) and the schemas of bodies that endpoints parse themselves."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            extra = BatchCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(extra.pop("$defs", {}))
+            components["BatchCreate"] = extra
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            for path in schema["paths"].values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+app = create_app()

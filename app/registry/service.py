@@ -1,0 +1,212 @@
+"""The model registry: providers and models as Postgres holds them, read through a snapshot."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.db.tables import ModelRow, ProviderRow, models, providers
+from app.errors import UnknownModel
+from app.registry.catalog import Catalog
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    name: str
+    display_name: str
+    wire_format: str
+    base_url: str
+    api_key_env: str | None
+    rpm: int | None
+    tpm: int | None
+    itpm: int | None
+    otpm: int | None
+    burst_s: float
+    simulated: bool
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    provider: str
+    upstream: str
+    context_window: int
+    max_output_tokens: int
+    input_per_mtok: Decimal
+    output_per_mtok: Decimal
+    cached_input_per_mtok: Decimal | None
+    capabilities: frozenset[str]
+    aliases: tuple[str, ...]
+    rpm: int | None
+    tpm: int | None
+    deprecated: bool
+    enabled: bool
+
+
+class Registry:
+    """An immutable snapshot of the registry; cheap to read on every job."""
+
+    def __init__(self, provider_list: list[ProviderInfo], model_list: list[ModelInfo]) -> None:
+        self.providers = {p.name: p for p in provider_list}
+        self.models = {m.id: m for m in model_list}
+        self._names: dict[str, ModelInfo] = {}
+        for m in model_list:
+            for alias in m.aliases:
+                self._names.setdefault(alias, m)
+        self._names.update(self.models)
+
+    def find(self, name: str) -> ModelInfo | None:
+        return self._names.get(name)
+
+    def model(self, name: str, *, param: str | None = None) -> ModelInfo:
+        """The enabled model called ``name`` (id or alias) on an enabled provider."""
+        found = self._names.get(name)
+        if found is None or not found.enabled or not self.providers[found.provider].enabled:
+            raise UnknownModel(
+                f"unknown model {name!r}: see GET /v1/models for the ones this gateway serves",
+                param=param,
+            )
+        return found
+
+    def provider_of(self, model: ModelInfo) -> ProviderInfo:
+        return self.providers[model.provider]
+
+
+def load_registry(session: Session) -> Registry:
+    provider_list = [
+        ProviderInfo(
+            name=r.name,
+            display_name=r.display_name,
+            wire_format=r.wire_format,
+            base_url=r.base_url,
+            api_key_env=r.api_key_env,
+            rpm=r.rpm,
+            tpm=r.tpm,
+            itpm=r.itpm,
+            otpm=r.otpm,
+            burst_s=r.burst_s,
+            simulated=r.simulated,
+            enabled=r.enabled,
+        )
+        for r in session.scalars(select(ProviderRow))
+    ]
+    model_list = [
+        ModelInfo(
+            id=r.id,
+            provider=r.provider,
+            upstream=r.upstream,
+            context_window=r.context_window,
+            max_output_tokens=r.max_output_tokens,
+            input_per_mtok=r.input_per_mtok,
+            output_per_mtok=r.output_per_mtok,
+            cached_input_per_mtok=r.cached_input_per_mtok,
+            capabilities=frozenset(r.capabilities),
+            aliases=tuple(r.aliases),
+            rpm=r.rpm,
+            tpm=r.tpm,
+            deprecated=r.deprecated,
+            enabled=r.enabled,
+        )
+        for r in session.scalars(select(ModelRow).order_by(ModelRow.id))
+    ]
+    return Registry(provider_list, model_list)
+
+
+class RegistryCache:
+    """The registry snapshot of this process, reloaded at most every ``ttl_s`` seconds."""
+
+    def __init__(self, load: Callable[[], Registry], ttl_s: float = 5.0) -> None:
+        self._load = load
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._snapshot: Registry | None = None
+        self._loaded_at = 0.0
+
+    def get(self) -> Registry:
+        snapshot = self._snapshot
+        if snapshot is not None and time.monotonic() - self._loaded_at < self._ttl_s:
+            return snapshot
+        with self._lock:
+            if self._snapshot is None or time.monotonic() - self._loaded_at >= self._ttl_s:
+                self._snapshot = self._load()
+                self._loaded_at = time.monotonic()
+            return self._snapshot
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded_at = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    providers: int
+    models: int
+
+
+def sync_catalog(session: Session, catalog: Catalog) -> SyncReport:
+    """Upsert the shipped catalog into the registry; rows it doesn't name are left alone."""
+    provider_rows = [
+        {
+            "name": p.name,
+            "display_name": p.display_name,
+            "wire_format": p.wire_format,
+            "base_url": p.base_url,
+            "api_key_env": p.api_key_env,
+            "rpm": p.rpm,
+            "tpm": p.tpm,
+            "itpm": p.itpm,
+            "otpm": p.otpm,
+            "burst_s": p.burst_s,
+            "simulated": p.simulated,
+        }
+        for p in catalog.providers.values()
+    ]
+    model_rows = [
+        {
+            "id": m.id,
+            "provider": m.provider,
+            "upstream": m.upstream,
+            "context_window": m.context_window,
+            "max_output_tokens": m.max_output_tokens,
+            "input_per_mtok": m.input_per_mtok,
+            "output_per_mtok": m.output_per_mtok,
+            "cached_input_per_mtok": m.cached_input_per_mtok,
+            "capabilities": sorted(m.capabilities),
+            "aliases": list(m.aliases),
+            "rpm": m.rpm,
+            "tpm": m.tpm,
+            "deprecated": m.deprecated,
+        }
+        for m in catalog.models.values()
+    ]
+    if provider_rows:
+        stmt = insert(providers).values(provider_rows)
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[providers.c.name],
+                set_={
+                    **{k: stmt.excluded[k] for k in provider_rows[0] if k != "name"},
+                    "updated_at": stmt.excluded.updated_at,
+                },
+            )
+        )
+    if model_rows:
+        stmt = insert(models).values(model_rows)
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[models.c.id],
+                set_={
+                    **{k: stmt.excluded[k] for k in model_rows[0] if k != "id"},
+                    "updated_at": stmt.excluded.updated_at,
+                },
+            )
+        )
+    return SyncReport(len(provider_rows), len(model_rows))

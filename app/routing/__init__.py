@@ -1,0 +1,1 @@
+"""Routing: which model serves a job, and what happens when it fails."""

@@ -1,0 +1,32 @@
+"""Schemathesis over the API's own OpenAPI schema, against the real app on its real database:
+whatever it sends, the API answers without a 5xx, with a status and a body its schema declares.
+
+``positive_data_acceptance`` is left out on purpose: a request can satisfy the schema and still
+be refused by rules JSON Schema cannot state (an unknown model name, ``prompt`` and
+``messages`` both given), and those refusals are the point.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from app.main import create_app
+
+pytestmark = pytest.mark.fuzz
+
+# JSONL bodies are arbitrary text to the fuzzer: exactly what the line parser must survive.
+schemathesis.serializer.alias("application/x-ndjson", "text/plain")
+
+# The document is the app's own; building it needs no database.
+schema = schemathesis.openapi.from_dict(create_app().openapi())
+
+
+@schema.parametrize()
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_api_keeps_to_its_schema_and_never_fails(case: Any, api_url: str) -> None:
+    case.call_and_validate(base_url=api_url, excluded_checks=[positive_data_acceptance])

@@ -1,0 +1,185 @@
+"""Shared fixtures: a real stack — embedded PostgreSQL and Redis, the provider simulator, and
+(for end-to-end tests) real Celery worker processes. Nothing here is mocked.
+
+Set SWITCHBOARD_TEST_DATABASE_URL and SWITCHBOARD_TEST_REDIS_URL to run against existing
+services instead of the embedded ones.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from app.cli.stack import Stack, StackOptions
+from app.config import Settings
+from app.db.engine import make_engine, make_sessionmaker
+from app.db.migrate import migrate
+from app.simulator.config import SimulatorConfig, default_config
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+TEST_WORKER_ENV = {
+    "SWITCHBOARD_ATTEMPT_TIMEOUT_S": "5",
+    "SWITCHBOARD_LEASE_MARGIN_S": "5",
+    "SWITCHBOARD_REGISTRY_REFRESH_S": "1",
+}
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """Services, the simulator and a migrated registry; workers come with ``workers``."""
+    # Not pytest's tmp_path: that is private to root, and PostgreSQL runs as its own user.
+    data_dir = Path(tempfile.mkdtemp(prefix="switchboard-test-"))
+    data_dir.chmod(0o755)
+    st = Stack(
+        StackOptions(
+            data_dir=data_dir,
+            database_url=os.environ.get("SWITCHBOARD_TEST_DATABASE_URL"),
+            redis_url=os.environ.get("SWITCHBOARD_TEST_REDIS_URL"),
+            api_port=None,
+            flower_port=None,
+            concurrency=8,
+            events=False,
+            extra_env=TEST_WORKER_ENV,
+        )
+    )
+    try:
+        urls = st.start_services()
+        simulator_url = st.start_simulator()
+        migrate(urls.database_url, simulator_url=simulator_url)
+        yield st
+    finally:
+        st.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Stack) -> Settings:
+    assert stack.urls is not None
+    return Settings(
+        database_url=stack.urls.database_url,
+        redis_url=stack.urls.redis_url,
+        simulator_url=stack.simulator_url,
+        registry_refresh_s=0.5,
+    )
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    assert settings.database_url is not None
+    eng = make_engine(settings.database_url, pool_size=4, application_name="switchboard-tests")
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    with make_sessionmaker(engine)() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def redis_client(settings: Settings) -> Iterator[redis.Redis]:
+    assert settings.redis_url is not None
+    client = redis.Redis.from_url(settings.redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def api_url(stack: Stack) -> str:
+    """The API as a real uvicorn process on the test stack's database and broker."""
+    stack.options.api_port = 0
+    return stack.start_api()
+
+
+@pytest.fixture(scope="session")
+def api(api_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def workers(stack: Stack) -> Stack:
+    """One worker pool (a real Celery process) per simulated provider used by the tests."""
+    for provider in ("sim-openai", "sim-anthropic"):
+        stack.start_workers(provider)
+    stack.wait_for_workers()
+    return stack
+
+
+class Simulator:
+    """Drives the running simulator through its admin endpoints."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def configure(self, config: SimulatorConfig) -> None:
+        self.http.put("/_config", content=config.model_dump_json()).raise_for_status()
+
+    def reset(self) -> None:
+        self.http.post("/_reset").raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.http.get("/_stats").json()
+        return data
+
+
+@pytest.fixture
+def simulator(stack: Stack) -> Iterator[Simulator]:
+    """The simulator, back on its default config and zeroed stats after the test."""
+    assert stack.simulator_url is not None
+    sim = Simulator(stack.simulator_url)
+    sim.configure(default_config())
+    sim.reset()
+    yield sim
+    sim.configure(default_config())
+    sim.http.close()
+
+
+def wait_until(
+    predicate: Callable[[], bool], *, timeout: float = 30.0, every: float = 0.05
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def job_statuses(engine: Engine, job_ids: list[str]) -> dict[str, str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT id, status FROM jobs WHERE id = ANY(:ids)"), {"ids": job_ids}
+        ).all()
+    return {r.id: r.status for r in rows}
+
+
+def wait_for_jobs(engine: Engine, job_ids: list[str], *, timeout: float = 60.0) -> dict[str, str]:
+    statuses: dict[str, str] = {}
+
+    def done() -> bool:
+        nonlocal statuses
+        statuses = job_statuses(engine, job_ids)
+        return len(statuses) == len(job_ids) and all(s in TERMINAL for s in statuses.values())
+
+    wait_until(done, timeout=timeout, every=0.1)
+    return statuses
+
+
+def count_rows(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        query = text(f"SELECT count(*) FROM {table}")
+        return int(conn.execute(query).scalar_one())

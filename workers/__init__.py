@@ -1,0 +1,1 @@
+"""Celery: the app, its thin tasks, and the per-process resources they use."""

@@ -1,0 +1,95 @@
+"""What a worker process makes once and shares between its task threads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import httpx
+import redis
+from sqlalchemy import Engine
+
+from app.config import Settings, get_settings
+from app.constants import LIVE_MESSAGES_KEY
+from app.db.engine import make_engine, make_sessionmaker
+from app.embedded import resolve_urls
+from app.errors import Unavailable
+from app.jobs.delayed import DelayedJobs
+from app.jobs.execution import Runtime
+from app.registry.service import Registry, RegistryCache, load_registry
+from workers.celery_app import celery_app
+from workers.dispatch import CeleryDispatcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProcessResources:
+    settings: Settings
+    engine: Engine
+    redis: redis.Redis
+    http: httpx.Client
+    runtime: Runtime
+
+    def close(self) -> None:
+        self.http.close()
+        self.engine.dispose()
+        self.redis.close()
+
+
+def build_resources(settings: Settings) -> ProcessResources:
+    urls = resolve_urls(settings.database_url, settings.redis_url, settings.data_dir)
+    if urls is None:
+        raise Unavailable("no database: set DATABASE_URL and REDIS_URL, or run `switchboard up`")
+    slots = settings.worker_concurrency
+    engine = make_engine(
+        urls.database_url, pool_size=slots + 4, application_name="switchboard-worker"
+    )
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    sessions = make_sessionmaker(engine)
+    client = redis.Redis.from_url(urls.redis_url, health_check_interval=30)
+    http = httpx.Client(
+        limits=httpx.Limits(max_connections=slots * 2, max_keepalive_connections=slots * 2),
+        timeout=settings.attempt_timeout_s,
+    )
+
+    def load() -> Registry:
+        with sessions() as session:
+            return load_registry(session)
+
+    def message_taken(job_id: str) -> None:
+        client.zrem(LIVE_MESSAGES_KEY, job_id)
+
+    registry = RegistryCache(load, ttl_s=settings.registry_refresh_s)
+    runtime = Runtime(
+        engine=autocommit,
+        registry=registry,
+        http=http,
+        dispatcher=CeleryDispatcher(celery_app, client),
+        delayed=DelayedJobs(client),
+        attempt_timeout_s=settings.attempt_timeout_s,
+        lease_margin_s=settings.lease_margin_s,
+        on_message=message_taken,
+    )
+    return ProcessResources(settings, engine, client, http, runtime)
+
+
+_lock = threading.Lock()
+_resources: ProcessResources | None = None
+
+
+def resources() -> ProcessResources:
+    """This process's resources, built on first use."""
+    global _resources
+    if _resources is None:
+        with _lock:
+            if _resources is None:
+                _resources = build_resources(get_settings())
+    return _resources
+
+
+def reset_after_fork() -> None:
+    """A forked child must not share its parent's sockets."""
+    global _resources
+    _resources = None
