@@ -23,7 +23,6 @@ RECONCILE_TASK = "switchboard.reconcile"
 
 REDIS_PREFIX = "sb:"
 DELAYED_JOBS_KEY = REDIS_PREFIX + "delayed"  # zset: job id -> not-before (unix s)
-LIVE_MESSAGES_KEY = REDIS_PREFIX + "live"  # zset: job id -> publish time (unix s)
 RATE_LIMIT_PREFIX = REDIS_PREFIX + "rl:"
 BREAKER_PREFIX = REDIS_PREFIX + "cb:"
 JOB_DONE_CHANNEL_PREFIX = REDIS_PREFIX + "done:"

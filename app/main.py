@@ -48,7 +48,7 @@ def build_state(settings: Settings, dispatcher: Dispatcher | None = None) -> Api
         from workers.celery_app import create_celery_app
         from workers.dispatch import CeleryDispatcher
 
-        dispatcher = CeleryDispatcher(create_celery_app(urls.redis_url), client)
+        dispatcher = CeleryDispatcher(create_celery_app(urls.redis_url))
     return ApiState(
         settings=settings,
         engine=engine,

@@ -27,6 +27,8 @@ def broker_url(settings: Settings) -> str:
 
 def create_celery_app(broker: str) -> Celery:
     app = Celery("switchboard", broker=broker, include=["workers.tasks"])
+    if broker.startswith("redis://"):
+        app.conf.broker_transport = "workers.broker:Transport"
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -45,6 +47,7 @@ def create_celery_app(broker: str) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_pool_limit=64,
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_disable_rate_limits=True,  # rate limits are ours (app.ratelimit), not Celery's
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_send_sent_event=False,

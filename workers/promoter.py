@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 
+from app.db.raw import autocommit
 from app.jobs.delayed import promote
 from workers.resources import resources
 
@@ -38,7 +39,7 @@ class Promoter(threading.Thread):
         due = rt.delayed.pop_due(time.time())
         if not due:
             return 0
-        with rt.engine.connect() as conn:
+        with autocommit(rt.engine) as conn:
             refs = promote(conn, due)
         rt.dispatcher.publish(refs)
         return len(refs)

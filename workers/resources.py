@@ -11,12 +11,12 @@ import redis
 from sqlalchemy import Engine
 
 from app.config import Settings, get_settings
-from app.constants import LIVE_MESSAGES_KEY
 from app.db.engine import make_engine, make_sessionmaker
 from app.embedded import resolve_urls
 from app.errors import Unavailable
 from app.jobs.delayed import DelayedJobs
 from app.jobs.execution import Runtime
+from app.providers.transport import provider_client
 from app.registry.service import Registry, RegistryCache, load_registry
 from workers.celery_app import celery_app
 from workers.dispatch import CeleryDispatcher
@@ -46,31 +46,23 @@ def build_resources(settings: Settings) -> ProcessResources:
     engine = make_engine(
         urls.database_url, pool_size=slots + 4, application_name="switchboard-worker"
     )
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
     sessions = make_sessionmaker(engine)
     client = redis.Redis.from_url(urls.redis_url, health_check_interval=30)
-    http = httpx.Client(
-        limits=httpx.Limits(max_connections=slots * 2, max_keepalive_connections=slots * 2),
-        timeout=settings.attempt_timeout_s,
-    )
+    http = provider_client(max_connections=slots * 2, timeout=settings.attempt_timeout_s)
 
     def load() -> Registry:
         with sessions() as session:
             return load_registry(session)
 
-    def message_taken(job_id: str) -> None:
-        client.zrem(LIVE_MESSAGES_KEY, job_id)
-
     registry = RegistryCache(load, ttl_s=settings.registry_refresh_s)
     runtime = Runtime(
-        engine=autocommit,
+        engine=engine,
         registry=registry,
         http=http,
-        dispatcher=CeleryDispatcher(celery_app, client),
+        dispatcher=CeleryDispatcher(celery_app),
         delayed=DelayedJobs(client),
         attempt_timeout_s=settings.attempt_timeout_s,
         lease_margin_s=settings.lease_margin_s,
-        on_message=message_taken,
     )
     return ProcessResources(settings, engine, client, http, runtime)
 

@@ -13,17 +13,16 @@ from sqlalchemy.orm import Session
 
 from app.batches.input import BatchRequest
 from app.constants import Priority
-from app.db.tables import BatchRow, JobRow, batches, jobs
+from app.db.tables import BatchRow, JobRow, batches
 from app.errors import Conflict, InvalidInput, NotFound
 from app.ids import batch_id as new_batch_id
 from app.jobs.schemas import ChatParams
-from app.jobs.service import JobRef, job_values, request_hash, resolve_chain
+from app.jobs.service import JobRef, insert_jobs, job_values, request_hash, resolve_chain
 from app.jobs.states import TERMINAL, BatchStatus
 from app.registry.service import ModelInfo, Registry
 
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
 CHAT_ENDPOINT = "/v1/chat/completions"
-INSERT_CHUNK = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +118,7 @@ def submit_batch(
         )
         for r, chain in zip(requests, chains, strict=True)
     ]
-    for start in range(0, len(rows), INSERT_CHUNK):
-        session.execute(insert(jobs), rows[start : start + INSERT_CHUNK])
+    insert_jobs(session, rows)
     batch = session.get_one(BatchRow, batch_values["id"])
     refs = [JobRef(r["id"], r["provider"], r["priority"]) for r in rows]
     return SubmittedBatch(batch, [r["id"] for r in rows], refs, created=True)

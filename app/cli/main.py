@@ -201,7 +201,7 @@ def bench_throughput(
         int, typer.Option(help="Jobs in the batch whose acceptance is timed.")
     ] = 10_000,
     processes: Annotated[int, typer.Option(help="Worker processes per provider.")] = 1,
-    concurrency: Annotated[int, typer.Option(help="Threads per worker process.")] = 32,
+    concurrency: Annotated[int, typer.Option(help="Threads per worker process.")] = 8,
     pool: Annotated[str, typer.Option(help="Celery pool: threads or gevent.")] = "threads",
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON object.")] = False,
 ) -> None:

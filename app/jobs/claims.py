@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+import psycopg
+from psycopg.rows import dict_row
 
 from app.jobs.states import JobStatus, sources_for
 
@@ -33,31 +34,30 @@ class Claim:
 
 
 _SOURCES = ", ".join(f"'{s}'" for s in sources_for(JobStatus.RUNNING))
-_CLAIM = text(
-    f"""UPDATE jobs SET status = 'running', claim_token = claim_token + 1,
+_CLAIM = f"""UPDATE jobs SET status = 'running', claim_token = claim_token + 1,
         started_at = coalesce(started_at, now()),
-        lease_until = now() + make_interval(secs => :lease_s)
-    WHERE id = :job_id AND status IN ({_SOURCES})
+        lease_until = now() + make_interval(secs => %(lease_s)s)
+    WHERE id = %(job_id)s AND status IN ({_SOURCES})
     RETURNING id, claim_token, request, models, chain_index, priority, provider, batch_id,
         deadline_at, attempt_count, created_at"""
-)
 
 
-def claim_job(conn: Connection, job_id: str, *, lease_s: float) -> Claim | None:
+def claim_job(conn: psycopg.Connection[Any], job_id: str, *, lease_s: float) -> Claim | None:
     """Take ``job_id`` if it is queued; None if it is running elsewhere, finished or gone."""
-    row = conn.execute(_CLAIM, {"job_id": job_id, "lease_s": lease_s}).one_or_none()
+    with conn.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute(_CLAIM, {"job_id": job_id, "lease_s": lease_s}).fetchone()
     if row is None:
         return None
     return Claim(
-        id=row.id,
-        token=row.claim_token,
-        request=row.request,
-        models=list(row.models),
-        chain_index=row.chain_index,
-        priority=row.priority,
-        provider=row.provider,
-        batch_id=row.batch_id,
-        deadline_at=row.deadline_at,
-        attempt_count=row.attempt_count,
-        created_at=row.created_at,
+        id=row["id"],
+        token=row["claim_token"],
+        request=row["request"],
+        models=list(row["models"]),
+        chain_index=row["chain_index"],
+        priority=row["priority"],
+        provider=row["provider"],
+        batch_id=row["batch_id"],
+        deadline_at=row["deadline_at"],
+        attempt_count=row["attempt_count"],
+        created_at=row["created_at"],
     )

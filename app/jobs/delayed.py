@@ -9,9 +9,10 @@ waiting rows in Postgres.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import psycopg
 import redis
-from sqlalchemy import Connection, text
 
 from app.constants import DELAYED_JOBS_KEY
 from app.jobs.service import JobRef
@@ -23,11 +24,9 @@ if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
 return due
 """
 
-_PROMOTE = text(
-    """UPDATE jobs SET status = 'queued', queued_at = now(), not_before = NULL
-    WHERE id = ANY(:ids) AND status = 'waiting'
+_PROMOTE = """UPDATE jobs SET status = 'queued', queued_at = now(), not_before = NULL
+    WHERE id = ANY(%s) AND status = 'waiting'
     RETURNING id, provider, priority"""
-)
 
 
 class DelayedJobs:
@@ -47,9 +46,9 @@ class DelayedJobs:
         return float(first[0][1]) if first else None
 
 
-def promote(conn: Connection, job_ids: Sequence[str]) -> list[JobRef]:
+def promote(conn: psycopg.Connection[Any], job_ids: Sequence[str]) -> list[JobRef]:
     """Move due waiting jobs back to queued; returns what must be published after commit."""
     if not job_ids:
         return []
-    rows = conn.execute(_PROMOTE, {"ids": list(job_ids)}).all()
-    return [JobRef(r.id, r.provider, r.priority) for r in rows]
+    rows = conn.execute(_PROMOTE, (list(job_ids),)).fetchall()
+    return [JobRef(job_id, provider, priority) for job_id, provider, priority in rows]

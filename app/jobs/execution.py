@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from app.db.raw import autocommit
 from app.jobs.claims import Claim, claim_job
 from app.jobs.delayed import DelayedJobs
 from app.jobs.service import Dispatcher, JobRef
@@ -58,7 +59,7 @@ MAX_ERROR_MESSAGE = 1000
 class Runtime:
     """Per-process resources the runner uses; built once per worker process."""
 
-    engine: Engine  # autocommit: each record is one statement
+    engine: Engine
     registry: RegistryCache
     http: httpx.Client
     dispatcher: Dispatcher
@@ -70,7 +71,6 @@ class Runtime:
     api_key_for: Callable[[ProviderInfo], str | None] = field(
         default=lambda provider: os.environ.get(provider.api_key_env or "") or None
     )
-    on_message: Callable[[str], None] = lambda job_id: None
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = random.random
 
@@ -81,9 +81,8 @@ class Runtime:
 
 def run_job(rt: Runtime, job_id: str) -> None:
     """Run ``job_id`` if it is still queued; a no-op for a job claimed elsewhere or finished."""
-    with rt.engine.connect() as conn:
+    with autocommit(rt.engine) as conn:
         claim = claim_job(conn, job_id, lease_s=rt.lease_s)
-    rt.on_message(job_id)
     if claim is None:
         log.debug("job %s is not queued any more; message dropped", job_id)
         return
@@ -217,7 +216,7 @@ def _finish(
     rt: Runtime, claim: Claim, outcome: Outcome, attempt: AttemptRecord | None = None
 ) -> bool:
     """Record ``outcome``; then publish or set aside what it implies. False if claim lost."""
-    with rt.engine.connect() as conn:
+    with autocommit(rt.engine) as conn:
         recorded = record(conn, claim.id, outcome, attempt=attempt, claim_token=claim.token)
     if not recorded.moved:
         log.warning("job %s: claim %d lost before recording; result dropped", claim.id, claim.token)
@@ -247,14 +246,14 @@ def _usable(registry: Registry, model_id: str) -> bool:
     return model is not None and model.enabled and registry.provider_of(model).enabled
 
 
-_HISTORY = text("SELECT model_id, error_class FROM attempts WHERE job_id = :job_id ORDER BY number")
+_HISTORY = "SELECT model_id, error_class FROM attempts WHERE job_id = %s ORDER BY number"
 
 
 def _history(rt: Runtime, claim: Claim) -> list[PastAttempt]:
     index = {model_id: i for i, model_id in enumerate(claim.models)}
-    with rt.engine.connect() as conn:
-        rows = conn.execute(_HISTORY, {"job_id": claim.id}).all()
-    return [PastAttempt(index.get(r.model_id, -1), r.error_class) for r in rows]
+    with autocommit(rt.engine) as conn:
+        rows = conn.execute(_HISTORY, (claim.id,)).fetchall()
+    return [PastAttempt(index.get(model_id, -1), error_class) for model_id, error_class in rows]
 
 
 def _chat_call(

@@ -91,6 +91,44 @@ def job_values(
     }
 
 
+_COPY_COLUMNS = (
+    "id",
+    "tenant_id",
+    "batch_id",
+    "custom_id",
+    "status",
+    "priority",
+    "request",
+    "models",
+    "chain_index",
+    "provider",
+    "metadata",
+    "created_at",
+    "queued_at",
+    "deadline_at",
+)
+_JSON_COLUMNS = frozenset({"request", "metadata"})
+
+
+def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many new jobs in this session's transaction with one COPY (batches).
+
+    Each row is what ``job_values`` made. COPY is several times faster than multi-row INSERTs
+    here, and it runs inside the session's transaction, so a batch is still all or nothing.
+    """
+    columns = ", ".join(_COPY_COLUMNS)
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(f"COPY jobs ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    orjson.dumps(row[c]).decode() if c in _JSON_COLUMNS else row.get(c)
+                    for c in _COPY_COLUMNS
+                ]
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class Submitted:
     job: JobRow

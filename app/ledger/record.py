@@ -17,7 +17,8 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, TextClause, text
+import psycopg
+from psycopg.rows import dict_row
 
 from app.jobs.states import JobStatus, sources_for
 
@@ -95,16 +96,17 @@ class Recorded:
 
 _JOB_SET: dict[str, str] = {
     "Succeeded": """status = 'succeeded', finished_at = now(), lease_until = NULL,
-        result = CAST(:result AS jsonb), served_model = :served_model,
-        served_provider = :served_provider, input_tokens = :input_tokens,
-        output_tokens = :output_tokens, cached_tokens = :cached_tokens, cost_usd = :cost_usd,
-        latency_ms = :job_latency_ms, error_class = NULL, error_message = NULL""",
+        result = CAST(%(result)s AS jsonb), served_model = %(served_model)s,
+        served_provider = %(served_provider)s, input_tokens = %(input_tokens)s,
+        output_tokens = %(output_tokens)s, cached_tokens = %(cached_tokens)s,
+        cost_usd = %(cost_usd)s,
+        latency_ms = %(job_latency_ms)s, error_class = NULL, error_message = NULL""",
     "Failed": """status = 'failed', finished_at = now(), lease_until = NULL,
-        error_class = :job_error_class, error_message = :job_error_message""",
-    "Retrying": "lease_until = now() + make_interval(secs => :lease_s)",
-    "Waiting": "status = 'waiting', not_before = :not_before, lease_until = NULL",
-    "Requeued": """status = 'queued', queued_at = now(), chain_index = :chain_index,
-        provider = :next_provider, lease_until = NULL""",
+        error_class = %(job_error_class)s, error_message = %(job_error_message)s""",
+    "Retrying": "lease_until = now() + make_interval(secs => %(lease_s)s)",
+    "Waiting": "status = 'waiting', not_before = %(not_before)s, lease_until = NULL",
+    "Requeued": """status = 'queued', queued_at = now(), chain_index = %(chain_index)s,
+        provider = %(next_provider)s, lease_until = NULL""",
 }
 _TARGET: dict[str, JobStatus] = {
     "Succeeded": JobStatus.SUCCEEDED,
@@ -118,19 +120,20 @@ _ATTEMPT = """, a AS (
     INSERT INTO attempts (job_id, number, model_id, provider, key_id, status, started_at,
         finished_at, latency_ms, http_status, error_class, error_message, retry_after_s,
         decision, decision_reason, input_tokens, output_tokens, cost_usd)
-    SELECT j.id, j.attempt_count, :model_id, :provider, :key_id, :attempt_status, :started_at,
-        :finished_at, :latency_ms, :http_status, :error_class, :error_message, :retry_after_s,
-        :decision, :decision_reason, :input_tokens, :output_tokens, :attempt_cost_usd
+    SELECT j.id, j.attempt_count, %(model_id)s, %(provider)s, %(key_id)s, %(attempt_status)s,
+        %(started_at)s, %(finished_at)s, %(latency_ms)s, %(http_status)s, %(error_class)s,
+        %(error_message)s, %(retry_after_s)s, %(decision)s, %(decision_reason)s,
+        %(input_tokens)s, %(output_tokens)s, %(attempt_cost_usd)s
     FROM j
 )"""
 
 _BATCH = """, b AS (
     UPDATE batches SET
-        succeeded = succeeded + :batch_succeeded,
-        failed = failed + :batch_failed,
-        input_tokens = input_tokens + :batch_input_tokens,
-        output_tokens = output_tokens + :batch_output_tokens,
-        cost_usd = cost_usd + :batch_cost_usd,
+        succeeded = succeeded + %(batch_succeeded)s,
+        failed = failed + %(batch_failed)s,
+        input_tokens = input_tokens + %(batch_input_tokens)s,
+        output_tokens = output_tokens + %(batch_output_tokens)s,
+        cost_usd = cost_usd + %(batch_cost_usd)s,
         status = CASE
             WHEN succeeded + failed + cancelled + 1 < total THEN status
             WHEN status = 'in_progress' THEN 'completed'
@@ -148,27 +151,28 @@ _BATCH = """, b AS (
 
 
 @cache
-def _statement(outcome: str, with_attempt: bool, claimed: bool) -> TextClause:
+def _statement(outcome: str, with_attempt: bool, claimed: bool) -> str:
     terminal = _TARGET[outcome] in (JobStatus.SUCCEEDED, JobStatus.FAILED)
     sources = ", ".join(f"'{s}'" for s in sources_for(_TARGET[outcome]))
     guard = (
-        "status = 'running' AND claim_token = :claim_token" if claimed else f"status IN ({sources})"
+        "status = 'running' AND claim_token = %(claim_token)s"
+        if claimed
+        else f"status IN ({sources})"
     )
     bump = "attempt_count = attempt_count + 1, " if with_attempt else ""
-    sql = (
+    return (
         f"WITH j AS (UPDATE jobs SET {bump}{_JOB_SET[outcome]} "
-        f"WHERE id = :job_id AND {guard} RETURNING id, attempt_count, batch_id)"
+        f"WHERE id = %(job_id)s AND {guard} RETURNING id, attempt_count, batch_id)"
         + (_ATTEMPT if with_attempt else "")
         + (_BATCH if terminal else "")
         + " SELECT (SELECT count(*) FROM j) AS moved, (SELECT batch_id FROM j) AS batch_id, "
         + ("(SELECT status FROM b)" if terminal else "NULL")
         + " AS batch_status"
     )
-    return text(sql)
 
 
 def record(
-    conn: Connection,
+    conn: psycopg.Connection[Any],
     job_id: str,
     outcome: Outcome,
     *,
@@ -185,8 +189,10 @@ def record(
     if attempt is not None:
         params.update(_attempt_params(attempt))
     stmt = _statement(type(outcome).__name__, attempt is not None, claim_token is not None)
-    row = conn.execute(stmt, params).one()
-    return Recorded(bool(row.moved), row.batch_id, row.batch_status)
+    with conn.cursor(row_factory=dict_row) as cursor:
+        row = cursor.execute(stmt, params).fetchone()
+    assert row is not None
+    return Recorded(bool(row["moved"]), row["batch_id"], row["batch_status"])
 
 
 def _outcome_params(outcome: Outcome) -> dict[str, Any]:

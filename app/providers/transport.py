@@ -22,6 +22,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.cookiejar import CookieJar
+from typing import Any
 
 import httpx
 
@@ -43,6 +45,32 @@ _TRANSPORT_MESSAGES: tuple[tuple[type[httpx.HTTPError], str], ...] = (
     (httpx.DecodingError, "the provider's response body could not be decoded"),
     (httpx.HTTPError, "HTTP failure talking to the provider"),
 )
+
+
+class _NoCookies(CookieJar):
+    """Providers' cookies are never kept: one client serves every key and tenant, and a cookie
+    one key's response set must not ride along on another key's requests."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Any) -> None:
+        return None
+
+
+def provider_client(
+    *, max_connections: int, timeout: float, transport: httpx.BaseTransport | None = None
+) -> httpx.Client:
+    """The HTTP client a worker process shares between its slots for every provider call."""
+    return httpx.Client(
+        transport=transport,
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        timeout=timeout,
+        cookies=_NoCookies(),
+        follow_redirects=False,
+    )
 
 
 def send(client: httpx.Client, request: httpx.Request, *, timeout: float) -> httpx.Response:

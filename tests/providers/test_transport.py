@@ -188,3 +188,19 @@ def test_async_send_reads_the_body_and_honours_the_timeout() -> None:
 
     assert send_async_with(handler, timeout=1.5).json() == {"ok": True}
     assert seen == [{"connect": 1.5, "read": 1.5, "write": 1.5, "pool": 1.5}]
+
+
+def test_the_provider_client_never_keeps_cookies() -> None:
+    from app.providers.transport import provider_client, send
+
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(200, headers={"set-cookie": "__cf_bm=abc; Path=/"}, json={})
+
+    client = provider_client(max_connections=2, timeout=5, transport=httpx.MockTransport(handler))
+    for _ in range(2):
+        send(client, httpx.Request("POST", "https://api.example.com/v1/x"), timeout=5)
+    assert seen == [None, None]
+    assert len(client.cookies.jar) == 0
