@@ -189,7 +189,9 @@ class Stack:
         wait_http(f"{self.api_url}/readyz", child, what="the API")
         return self.api_url
 
-    def start_workers(self, provider: str, processes: int | None = None) -> list[Child]:
+    def start_workers(
+        self, provider: str, processes: int | None = None, concurrency: int | None = None
+    ) -> list[Child]:
         o = self.options
         started = []
         for n in range(processes or o.worker_processes):
@@ -202,7 +204,7 @@ class Stack:
                 "--provider",
                 provider,
                 "--concurrency",
-                str(o.concurrency),
+                str(concurrency or o.concurrency),
                 "--pool",
                 o.pool,
                 "--name",
