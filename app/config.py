@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = 32
     attempt_timeout_s: float = 60.0
     lease_margin_s: float = 30.0
+    max_in_slot_wait_s: float = 1.0
     registry_refresh_s: float = 5.0
 
     # Jobs
@@ -44,9 +45,10 @@ class Settings(BaseSettings):
     max_batch_requests: int = 50_000
     max_request_bytes: int = 200 * 1024 * 1024
 
-    # Reconciler
+    # Reconciler and broker
     reconcile_interval_s: float = 10.0
     stale_queued_s: float = 30.0
+    visibility_timeout_s: int = 300
 
     secret_key: SecretStr | None = None
 

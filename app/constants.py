@@ -23,6 +23,8 @@ RECONCILE_TASK = "switchboard.reconcile"
 
 REDIS_PREFIX = "sb:"
 DELAYED_JOBS_KEY = REDIS_PREFIX + "delayed"  # zset: job id -> not-before (unix s)
+LIVE_MESSAGES_KEY = REDIS_PREFIX + "live"  # zset: job id -> time its message was published
+RECONCILE_LOCK_KEY = REDIS_PREFIX + "reconcile:lock"
 RATE_LIMIT_PREFIX = REDIS_PREFIX + "rl:"
 BREAKER_PREFIX = REDIS_PREFIX + "cb:"
 JOB_DONE_CHANNEL_PREFIX = REDIS_PREFIX + "done:"

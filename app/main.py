@@ -22,6 +22,7 @@ from app.jobs import endpoints as jobs
 from app.jobs.service import Dispatcher
 from app.ledger import endpoints as usage
 from app.registry import endpoints as models
+from app.registry.secrets import secret_box
 from app.registry.service import Registry, RegistryCache, load_registry
 
 DESCRIPTION = """A durable, multi-provider LLM job gateway.
@@ -48,7 +49,7 @@ def build_state(settings: Settings, dispatcher: Dispatcher | None = None) -> Api
         from workers.celery_app import create_celery_app
         from workers.dispatch import CeleryDispatcher
 
-        dispatcher = CeleryDispatcher(create_celery_app(urls.redis_url))
+        dispatcher = CeleryDispatcher(create_celery_app(urls.redis_url), client)
     return ApiState(
         settings=settings,
         engine=engine,
@@ -56,6 +57,7 @@ def build_state(settings: Settings, dispatcher: Dispatcher | None = None) -> Api
         registry=RegistryCache(load, ttl_s=settings.registry_refresh_s),
         redis=client,
         dispatcher=dispatcher,
+        secrets=secret_box(settings),
     )
 
 
@@ -88,6 +90,8 @@ def create_app(
     app.include_router(jobs.router, responses=common)
     app.include_router(batches.router, responses=common)
     app.include_router(models.router, responses=common)
+    app.include_router(models.providers_router, responses=common)
+    app.include_router(models.keys_router, responses=common)
     app.include_router(usage.router, responses=common)
     _finish_openapi(app)
     return app

@@ -30,8 +30,11 @@ from app.simulator.config import SimulatorConfig, default_config
 TERMINAL = ("succeeded", "failed", "cancelled")
 TEST_WORKER_ENV = {
     "SWITCHBOARD_ATTEMPT_TIMEOUT_S": "5",
-    "SWITCHBOARD_LEASE_MARGIN_S": "5",
-    "SWITCHBOARD_REGISTRY_REFRESH_S": "1",
+    "SWITCHBOARD_LEASE_MARGIN_S": "3",
+    "SWITCHBOARD_REGISTRY_REFRESH_S": "0.5",
+    "SWITCHBOARD_RECONCILE_INTERVAL_S": "1",
+    "SWITCHBOARD_STALE_QUEUED_S": "3",
+    "SWITCHBOARD_VISIBILITY_TIMEOUT_S": "10",
 }
 
 
@@ -114,6 +117,7 @@ def workers(stack: Stack) -> Stack:
     """One worker pool (a real Celery process) per simulated provider used by the tests."""
     for provider in ("sim-openai", "sim-anthropic"):
         stack.start_workers(provider)
+    stack.start_beat()
     stack.wait_for_workers()
     return stack
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from celery import Celery
 
 from app.config import Settings, get_settings
+from app.constants import RECONCILE_TASK
 from app.embedded import resolve_urls
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
@@ -25,7 +26,8 @@ def broker_url(settings: Settings) -> str:
     return settings.redis_url or DEFAULT_BROKER
 
 
-def create_celery_app(broker: str) -> Celery:
+def create_celery_app(broker: str, settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
     app = Celery("switchboard", broker=broker, include=["workers.tasks"])
     if broker.startswith("redis://"):
         app.conf.broker_transport = "workers.broker:Transport"
@@ -41,8 +43,9 @@ def create_celery_app(broker: str) -> Celery:
         task_default_queue=MAINTENANCE_QUEUE,
         broker_transport_options={
             "queue_order_strategy": "priority",
-            # A message a dead worker held comes back after this; the reconciler is faster.
-            "visibility_timeout": 3600,
+            # A message a dead worker had taken but not claimed comes back after this. Safe to
+            # keep short: a redelivered message for a running or finished job does nothing.
+            "visibility_timeout": settings.visibility_timeout_s,
         },
         broker_connection_retry_on_startup=True,
         broker_pool_limit=64,
@@ -52,6 +55,13 @@ def create_celery_app(broker: str) -> Celery:
         worker_send_task_events=False,
         task_send_sent_event=False,
         enable_utc=True,
+        beat_schedule={
+            "reconcile": {
+                "task": RECONCILE_TASK,
+                "schedule": settings.reconcile_interval_s,
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.reconcile_interval_s},
+            }
+        },
     )
     return app
 

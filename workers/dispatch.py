@@ -12,14 +12,16 @@ is published in a few pipelined round trips rather than 10,000.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import redis
 from celery import Celery
 
-from app.constants import RUN_JOB_TASK, queue_name
+from app.constants import LIVE_MESSAGES_KEY, RUN_JOB_TASK, queue_name
 from app.jobs.service import JobRef
 
 PIPELINE = 1000
@@ -27,10 +29,16 @@ _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
 class CeleryDispatcher:
-    """Publishes one ``run_job`` message per job on its provider's priority queue."""
+    """Publishes one ``run_job`` message per job on its provider's priority queue.
 
-    def __init__(self, app: Celery) -> None:
+    After the messages are out, the job ids go into a sorted set with the publish time: the
+    reconciler treats a job that is queued in Postgres but absent from that set as one whose
+    message was lost (a Redis flush or restart takes both), and publishes it again.
+    """
+
+    def __init__(self, app: Celery, client: redis.Redis) -> None:
         self._app = app
+        self._redis = client
 
     def publish(self, refs: Sequence[JobRef]) -> None:
         if not refs:
@@ -51,6 +59,8 @@ class CeleryDispatcher:
                     delivery_mode=2,
                     retry=False,
                 )
+        now = time.time()
+        self._redis.zadd(LIVE_MESSAGES_KEY, {ref.id: now for ref in refs})
 
     def _template(self) -> dict[str, Any]:
         """Celery's own headers for a ``run_job`` message (protocol 2)."""

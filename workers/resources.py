@@ -11,13 +11,20 @@ import redis
 from sqlalchemy import Engine
 
 from app.config import Settings, get_settings
-from app.db.engine import make_engine, make_sessionmaker
+from app.db.engine import make_engine, make_sessionmaker, unit_of_work
 from app.embedded import resolve_urls
 from app.errors import Unavailable
+from app.jobs.admission import Admission
 from app.jobs.delayed import DelayedJobs
 from app.jobs.execution import Runtime
+from app.jobs.reconcile import Reconciler
 from app.providers.transport import provider_client
-from app.registry.service import Registry, RegistryCache, load_registry
+from app.ratelimit import TokenBuckets
+from app.registry.keys import KeyRing, ProviderKey, load_keyring, set_enabled
+from app.registry.secrets import secret_box
+from app.registry.service import Registry, load_registry
+from app.registry.snapshot import TimedSnapshot
+from app.routing.breakers import CircuitBreakers
 from workers.celery_app import celery_app
 from workers.dispatch import CeleryDispatcher
 
@@ -31,6 +38,7 @@ class ProcessResources:
     redis: redis.Redis
     http: httpx.Client
     runtime: Runtime
+    reconciler: Reconciler
 
     def close(self) -> None:
         self.http.close()
@@ -49,22 +57,46 @@ def build_resources(settings: Settings) -> ProcessResources:
     sessions = make_sessionmaker(engine)
     client = redis.Redis.from_url(urls.redis_url, health_check_interval=30)
     http = provider_client(max_connections=slots * 2, timeout=settings.attempt_timeout_s)
+    box = secret_box(settings)
 
     def load() -> Registry:
         with sessions() as session:
             return load_registry(session)
 
-    registry = RegistryCache(load, ttl_s=settings.registry_refresh_s)
+    registry = TimedSnapshot(load, ttl_s=settings.registry_refresh_s)
+
+    def load_keys() -> KeyRing:
+        with sessions() as session:
+            return load_keyring(session, registry.get(), box)
+
+    keys = TimedSnapshot(load_keys, ttl_s=settings.registry_refresh_s)
+
+    def disable_key(key: ProviderKey, reason: str) -> None:
+        """A key the provider rejected is taken out of service for every worker."""
+        if not key.stored:
+            log.error("provider %s rejected its %s key: %s", key.provider, key.id, reason)
+            return
+        with unit_of_work(sessions) as session:
+            set_enabled(session, key.id, False, reason[:500])
+        keys.invalidate()
+        log.error("disabled key %s of %s: %s", key.id, key.provider, reason)
+
     runtime = Runtime(
         engine=engine,
         registry=registry,
+        keys=keys,
         http=http,
-        dispatcher=CeleryDispatcher(celery_app),
+        dispatcher=CeleryDispatcher(celery_app, client),
         delayed=DelayedJobs(client),
+        admission=Admission(TokenBuckets(client), max_in_slot_wait_s=settings.max_in_slot_wait_s),
+        breakers=CircuitBreakers(client),
+        disable_key=disable_key,
         attempt_timeout_s=settings.attempt_timeout_s,
         lease_margin_s=settings.lease_margin_s,
+        max_in_slot_wait_s=settings.max_in_slot_wait_s,
     )
-    return ProcessResources(settings, engine, client, http, runtime)
+    reconciler = Reconciler(engine, client, runtime.dispatcher, grace_s=settings.stale_queued_s)
+    return ProcessResources(settings, engine, client, http, runtime, reconciler)
 
 
 _lock = threading.Lock()

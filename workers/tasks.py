@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
-from app.constants import RUN_JOB_TASK
+import logging
+import time
+
+import psycopg
+from celery.exceptions import Reject
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
+
+from app.constants import RECONCILE_TASK, RUN_JOB_TASK
 from app.jobs.execution import run_job as execute
 from workers.celery_app import celery_app
 from workers.resources import resources
 
+log = logging.getLogger(__name__)
+
+# Postgres or Redis unreachable: the job is still queued (or its lease will expire), so the
+# message goes back for a later try instead of being lost; the pause keeps a pool from
+# spinning on it while the service restarts.
+UNAVAILABLE = (psycopg.OperationalError, OperationalError, RedisError)
+PAUSE_BEFORE_REQUEUE_S = 1.0
+
 
 @celery_app.task(name=RUN_JOB_TASK, ignore_result=True)
 def run_job(job_id: str) -> None:
-    execute(resources().runtime, job_id)
+    try:
+        execute(resources().runtime, job_id)
+    except UNAVAILABLE as exc:
+        log.warning("job %s: %s unavailable; message requeued", job_id, type(exc).__name__)
+        time.sleep(PAUSE_BEFORE_REQUEUE_S)
+        raise Reject(reason=type(exc).__name__, requeue=True) from exc
+
+
+@celery_app.task(name=RECONCILE_TASK, ignore_result=True)
+def reconcile() -> None:
+    resources().reconciler.run()
 
 
 import workers.signals  # noqa: E402,F401  - connects the worker lifecycle hooks

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.jobs.service import Dispatcher
+from app.registry.secrets import SecretBox
 from app.registry.service import RegistryCache
 
 
@@ -21,6 +22,7 @@ class ApiState:
     registry: RegistryCache
     redis: redis.Redis
     dispatcher: Dispatcher
+    secrets: SecretBox | None = None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -115,6 +115,7 @@ def run_demo(*, jobs: int) -> None:
             migrate(urls.database_url, simulator_url=sim_url)
             for provider in DEMO_PROVIDERS:
                 stack.start_workers(provider)
+            stack.start_beat()
             api_url = stack.start_api()
             flower_url = stack.start_flower()
             stack.wait_for_workers()

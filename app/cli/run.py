@@ -88,6 +88,7 @@ def run_up(
             )
         for name in chosen:
             stack.start_workers(name)
+        stack.start_beat()
         stack.start_api()
         flower = stack.start_flower()
         stack.wait_for_workers()
@@ -134,8 +135,8 @@ def run_worker(
 
     argv = [
         "worker",
-        "--queues",
-        ",".join([*provider_queues(provider), MAINTENANCE_QUEUE]),
+        "--queues",  # maintenance first: rare and small, it must not starve behind a backlog
+        ",".join([MAINTENANCE_QUEUE, *provider_queues(provider)]),
         "--pool",
         pool,
         "--concurrency",

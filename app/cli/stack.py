@@ -21,8 +21,10 @@ from pathlib import Path
 
 import httpx
 
+from app.config import Settings
 from app.embedded import EmbeddedStack, ServiceUrls, free_port, to_sqlalchemy_url
 from app.errors import Unavailable
+from app.registry.secrets import master_key
 
 CELERY_APP = "workers.celery_app:celery_app"
 
@@ -136,6 +138,11 @@ class Stack:
         )
         if self.simulator_url:
             env["SWITCHBOARD_SIMULATOR_URL"] = self.simulator_url
+        if self.embedded is not None and "SWITCHBOARD_SECRET_KEY" not in env:
+            # Every process of an embedded stack seals and opens keys with its folder's key.
+            key = master_key(Settings(data_dir=self.options.data_dir), create=True)
+            assert key is not None
+            env["SWITCHBOARD_SECRET_KEY"] = key
         env.update(self.options.extra_env)
         return env
 
@@ -217,6 +224,25 @@ class Stack:
             started.append(self.spawn(name, argv))
         self.workers.setdefault(provider, []).extend(started)
         return started
+
+    def start_beat(self) -> Child:
+        """Celery beat: schedules the reconciler."""
+        schedule = self.options.data_dir.resolve() / "beat-schedule"
+        return self.spawn(
+            "beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                CELERY_APP,
+                "beat",
+                "--schedule",
+                str(schedule),
+                "--loglevel",
+                "WARNING",
+            ],
+        )
 
     def start_flower(self) -> str | None:
         o = self.options

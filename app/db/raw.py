@@ -7,12 +7,15 @@ The connections still come from (and go back to) the engine's pool.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy import Engine
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -31,3 +34,27 @@ def autocommit(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
         if not (conn.broken or conn.closed):
             conn.autocommit = False  # the pool's other users expect its default
         proxied.close()
+
+
+def retrying(
+    engine: Engine,
+    work: Callable[[psycopg.Connection[Any]], T],
+    *,
+    for_s: float,
+    pause_s: float = 0.5,
+) -> T:
+    """Run ``work`` on a fresh connection, again while Postgres is unreachable, for ``for_s``.
+
+    For statements that must land once their effect has happened elsewhere: recording an
+    attempt after the provider answered. Each try is a new connection from the pool, so a
+    server restart costs a few tries and nothing else.
+    """
+    deadline = time.monotonic() + for_s
+    while True:
+        try:
+            with autocommit(engine) as conn:
+                return work(conn)
+        except psycopg.OperationalError:
+            if time.monotonic() + pause_s >= deadline:
+                raise
+            time.sleep(pause_s)

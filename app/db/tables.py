@@ -96,6 +96,29 @@ class ModelRow(Base):
     updated_at: Mapped[datetime] = _created()
 
 
+class ApiKeyRow(Base):
+    """A provider API key: stored encrypted, shown only by its fingerprint."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    provider: Mapped[str] = mapped_column(ForeignKey("providers.name", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(Text)
+    secret_ciphertext: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    tpm: Mapped[int | None] = mapped_column(Integer)
+    itpm: Mapped[int | None] = mapped_column(Integer)
+    otpm: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("provider", "label"),)
+
+
 class BatchRow(Base):
     """A batch of jobs, shaped like OpenAI's batch object; counters move with its jobs."""
 
@@ -212,7 +235,7 @@ class AttemptRow(Base):
     model_id: Mapped[str] = mapped_column(Text)
     provider: Mapped[str] = mapped_column(Text)
     key_id: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text)  # succeeded | failed
+    status: Mapped[str] = mapped_column(Text)  # succeeded | failed | skipped (breaker open)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime]
     latency_ms: Mapped[int] = mapped_column(Integer)
@@ -243,3 +266,4 @@ models = cast(Table, ModelRow.__table__)
 batches = cast(Table, BatchRow.__table__)
 jobs = cast(Table, JobRow.__table__)
 attempts = cast(Table, AttemptRow.__table__)
+api_keys = cast(Table, ApiKeyRow.__table__)

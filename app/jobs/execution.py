@@ -1,25 +1,30 @@
-"""Running a claimed job: call its model, classify what went wrong, decide, record.
+"""Running a claimed job: admit the call, make it, classify what went wrong, decide, record.
 
-The worker task hands a job id to ``run_job``. Everything that moves the job goes through
-``app.ledger.record`` under the claim token, and anything that must be published (a fallback
-onto another provider's queue, a delayed retry) is published only after that record committed.
+The worker task hands a job id to ``run_job``. One attempt:
+
+1. the job's deadline; 2. the target's circuit breakers (open: route around it); 3. a key
+and rate-limit tokens (none soon: set the job aside); 4. the call; 5. settle the tokens,
+report to the breakers, disable a rejected key; 6. decide (``app.routing.decision``) and
+record. Everything that moves the job goes through ``app.ledger.record`` under the claim
+token, and whatever must be published (a fallback onto another provider's queue, a delayed
+retry) is published only after that record committed.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import Engine
 
-from app.db.raw import autocommit
+from app.db.raw import autocommit, retrying
+from app.jobs.admission import Admission, Permit, TooLarge, Wait
+from app.jobs.attempts import Stopwatch, attempt_row, chat_call, result_document
 from app.jobs.claims import Claim, claim_job
 from app.jobs.delayed import DelayedJobs
 from app.jobs.service import Dispatcher, JobRef
@@ -35,10 +40,13 @@ from app.ledger.record import (
     record,
 )
 from app.providers import get_adapter
-from app.providers.errors import ProviderError
+from app.providers.errors import AuthFailed, ErrorKind, ProviderError
 from app.providers.transport import send
-from app.providers.types import ChatCall, Completion
+from app.providers.types import Completion
+from app.registry.keys import KeyRing, ProviderKey
 from app.registry.service import ModelInfo, ProviderInfo, Registry, RegistryCache
+from app.registry.snapshot import TimedSnapshot
+from app.routing.breakers import CircuitBreakers, Verdict, model_target, provider_target
 from app.routing.decision import (
     DEADLINE,
     Action,
@@ -48,11 +56,18 @@ from app.routing.decision import (
     PastAttempt,
     RetryPolicy,
     decide,
+    first_usable,
 )
 
 log = logging.getLogger(__name__)
 
-MAX_ERROR_MESSAGE = 1000
+# Failures that say the target itself is unwell (and so count towards opening its breaker).
+TARGET_FAILURES = frozenset(
+    {ErrorKind.SERVER_ERROR, ErrorKind.OVERLOADED, ErrorKind.TIMEOUT, ErrorKind.UNKNOWN}
+)
+UNAVAILABLE_FOR_S = 600.0  # how long a model the provider says doesn't exist is skipped
+CIRCUIT_OPEN = "circuit_open"
+RATE_LIMIT = ErrorKind.RATE_LIMIT.value
 
 
 @dataclass
@@ -61,22 +76,36 @@ class Runtime:
 
     engine: Engine
     registry: RegistryCache
+    keys: TimedSnapshot[KeyRing]
     http: httpx.Client
     dispatcher: Dispatcher
     delayed: DelayedJobs
+    admission: Admission
+    breakers: CircuitBreakers | None = None
+    disable_key: Callable[[ProviderKey, str], None] = lambda key, reason: None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     attempt_timeout_s: float = 60.0
     lease_margin_s: float = 30.0
     max_in_slot_wait_s: float = 1.0
-    api_key_for: Callable[[ProviderInfo], str | None] = field(
-        default=lambda provider: os.environ.get(provider.api_key_env or "") or None
-    )
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = random.random
 
     @property
     def lease_s(self) -> float:
         return self.attempt_timeout_s + self.lease_margin_s
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one attempt goes."""
+
+    model: ModelInfo
+    provider: ProviderInfo
+    chain: list[ChainEntry]
+
+    @property
+    def breakers(self) -> tuple[str, str]:
+        return provider_target(self.provider.name), model_target(self.model.id)
 
 
 def run_job(rt: Runtime, job_id: str) -> None:
@@ -91,49 +120,74 @@ def run_job(rt: Runtime, job_id: str) -> None:
 
 
 def _attempt(rt: Runtime, claim: Claim) -> Claim | None:
-    """One provider call for ``claim``; returns the claim again to retry in this slot."""
+    """One attempt for ``claim``; returns the claim again to retry in this slot."""
     time_left = _time_left(claim)
     if time_left is not None and time_left <= 0:
         _finish(rt, claim, Failed(DEADLINE, "the job's deadline passed before it finished"))
         return None
     registry = rt.registry.get()
     model = registry.models[claim.model_id]
-    provider = registry.provider_of(model)
-    adapter = get_adapter(provider.wire_format)
-    timeout = rt.attempt_timeout_s if time_left is None else min(rt.attempt_timeout_s, time_left)
+    target = Target(model, registry.provider_of(model), [_entry(registry, m) for m in claim.models])
+    watch = Stopwatch.start()
 
-    started_at = datetime.now(UTC)
-    t0 = time.perf_counter()
+    verdict = rt.breakers.check(target.breakers) if rt.breakers else None
+    if verdict is not None and not verdict.allowed:
+        why = f"circuit open for {verdict.blocked_by}"
+        _route_around(rt, claim, registry, target, watch, CIRCUIT_OPEN, why)
+        return None
+    keys = rt.keys.get().keys(target.provider.name)
+    if not keys:
+        hint = target.provider.api_key_env or "a key"
+        err = AuthFailed(f"no API key for {target.provider.name}: set {hint} or POST /v1/keys")
+        return _failed(rt, claim, registry, target, err, watch, keys, None, verdict)
+    admitted = rt.admission.admit(target.provider, model, keys, claim.request, claim.priority)
+    if isinstance(admitted, TooLarge):
+        _route_around(rt, claim, registry, target, watch, RATE_LIMIT, admitted.reason)
+        return None
+    if isinstance(admitted, Wait):
+        if time_left is None or admitted.retry_in_s < time_left:
+            not_before = datetime.now(UTC) + timedelta(seconds=admitted.retry_in_s)
+            _finish(rt, claim, Waiting(not_before))
+            return None
+        reason = "no rate-limit capacity before the job's deadline"
+        _route_around(rt, claim, registry, target, watch, RATE_LIMIT, reason)
+        return None
+
+    adapter = get_adapter(target.provider.wire_format)
+    timeout = rt.attempt_timeout_s if time_left is None else min(rt.attempt_timeout_s, time_left)
     try:
-        request = adapter.build_request(_chat_call(claim.request, model, provider, rt))
+        request = adapter.build_request(
+            chat_call(claim.request, model, target.provider, admitted.key)
+        )
         response = send(rt.http, request, timeout=timeout)
         completion = adapter.parse_response(response)
     except ProviderError as err:
-        latency_ms = round((time.perf_counter() - t0) * 1000)
-        return _failed(rt, claim, registry, model, err, started_at, latency_ms)
-    latency_ms = round((time.perf_counter() - t0) * 1000)
-    _succeeded(rt, claim, model, completion, response.status_code, started_at, latency_ms)
+        retry_after = err.retry_after if err.error_kind is ErrorKind.RATE_LIMIT else None
+        rt.admission.settle(admitted, usage=None, retry_after_s=retry_after)
+        return _failed(rt, claim, registry, target, err, watch, keys, admitted, verdict)
+    rt.admission.settle(admitted, usage=completion.usage, seen=completion.rate_limits)
+    if rt.breakers is not None and verdict is not None and (verdict.dirty or verdict.probe):
+        rt.breakers.record_success(target.breakers)
+    _succeeded(rt, claim, target, completion, response.status_code, watch, admitted)
     return None
 
 
 def _succeeded(
     rt: Runtime,
     claim: Claim,
-    model: ModelInfo,
+    target: Target,
     completion: Completion,
     http_status: int,
-    started_at: datetime,
-    latency_ms: int,
+    watch: Stopwatch,
+    permit: Permit,
 ) -> None:
     usage = completion.usage
-    cost = cost_usd(model, usage)
-    attempt = AttemptRecord(
-        model_id=model.id,
-        provider=model.provider,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        latency_ms=latency_ms,
+    cost = cost_usd(target.model, usage)
+    attempt = attempt_row(
+        target.model,
+        watch,
         decision="succeeded",
+        key=permit.key,
         http_status=http_status,
         input_tokens=usage.prompt_tokens,
         output_tokens=usage.completion_tokens,
@@ -141,13 +195,13 @@ def _succeeded(
     )
     outcome = Succeeded(
         result=result_document(completion),
-        model_id=model.id,
-        provider=model.provider,
+        model_id=target.model.id,
+        provider=target.model.provider,
         input_tokens=usage.prompt_tokens,
         output_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens,
         cost_usd=cost,
-        latency_ms=latency_ms,
+        latency_ms=attempt.latency_ms,
     )
     _finish(rt, claim, outcome, attempt)
 
@@ -156,40 +210,47 @@ def _failed(
     rt: Runtime,
     claim: Claim,
     registry: Registry,
-    model: ModelInfo,
+    target: Target,
     err: ProviderError,
-    started_at: datetime,
-    latency_ms: int,
+    watch: Stopwatch,
+    keys: tuple[ProviderKey, ...],
+    permit: Permit | None,
+    verdict: Verdict | None,
 ) -> Claim | None:
-    chain = [_chain_entry(registry, model_id) for model_id in claim.models]
-    unusable = frozenset(
-        i for i, model_id in enumerate(claim.models) if not _usable(registry, model_id)
-    )
-    history = [*_history(rt, claim), PastAttempt(claim.chain_index, err.kind)]
+    kind = err.error_kind
+    key = permit.key if permit is not None else None
+    if rt.breakers is not None:
+        if kind in TARGET_FAILURES:
+            rt.breakers.record_failure(target.breakers, f"{kind.value}: {err.message}")
+        elif verdict is not None and (verdict.dirty or verdict.probe):
+            rt.breakers.record_success(target.breakers)  # it answered: the target is up
     decision = decide(
-        Failure(err.error_kind, err.retry_after),
-        chain=chain,
+        Failure(kind, err.retry_after),
+        chain=target.chain,
         index=claim.chain_index,
-        history=history,
+        history=[*_history(rt, claim), PastAttempt(claim.chain_index, err.kind)],
         time_left_s=_time_left(claim),
-        unusable=unusable,
+        unusable=_unusable(rt, registry, target.chain),
+        other_key_available=key is not None and any(k.id != key.id for k in keys),
         jitter=rt.jitter(),
         policy=rt.policy,
     )
-    attempt = AttemptRecord(
-        model_id=model.id,
-        provider=model.provider,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        latency_ms=latency_ms,
+    if decision.disable_key and key is not None:
+        rt.disable_key(key, err.message)
+    if decision.mark_model_unavailable and rt.breakers is not None:
+        rt.breakers.force_open(model_target(target.model.id), UNAVAILABLE_FOR_S, err.message)
+    attempt = attempt_row(
+        target.model,
+        watch,
         decision=decision.action.value,
-        decision_reason=decision.reason,
+        reason=decision.reason,
+        key=key,
         http_status=err.status_code,
         error_class=err.kind,
-        error_message=err.message[:MAX_ERROR_MESSAGE],
+        error_message=err.message,
         retry_after_s=err.retry_after,
     )
-    outcome = _outcome_for(rt, decision, err, chain)
+    outcome = _outcome_for(rt, decision, err.kind, err.message, target.chain)
     if not _finish(rt, claim, outcome, attempt):
         return None
     if isinstance(outcome, Retrying):
@@ -198,8 +259,46 @@ def _failed(
     return None
 
 
+def _route_around(
+    rt: Runtime,
+    claim: Claim,
+    registry: Registry,
+    target: Target,
+    watch: Stopwatch,
+    error_class: str,
+    why: str,
+) -> None:
+    """No call to this target now: the next usable model of the chain, else wait or fail."""
+    unusable = _unusable(rt, registry, target.chain) | {claim.chain_index}
+    nxt = first_usable(target.chain, unusable, claim.chain_index + 1)
+    outcome: Outcome
+    if nxt is not None:
+        reason = f"{why}; falling back to {target.chain[nxt].model_id}"
+        outcome, decision = Requeued(nxt, target.chain[nxt].provider), "fallback"
+    elif error_class == CIRCUIT_OPEN:
+        reason = f"{why}; no other model: waiting for its half-open probe"
+        outcome, decision = Waiting(datetime.now(UTC) + timedelta(seconds=_probe_wait(rt))), "wait"
+    else:
+        reason = f"{why}; no model left in the fallback chain"
+        outcome, decision = Failed(error_class, reason), "fail"
+    attempt = attempt_row(
+        target.model,
+        watch,
+        decision=decision,
+        reason=reason,
+        error_class=error_class,
+        error_message=why,
+        skipped=True,
+    )
+    _finish(rt, claim, outcome, attempt)
+
+
+def _probe_wait(rt: Runtime) -> float:
+    return 1.0 + 4.0 * rt.jitter()  # cool-downs are tens of seconds: look again soon
+
+
 def _outcome_for(
-    rt: Runtime, decision: Decision, err: ProviderError, chain: list[ChainEntry]
+    rt: Runtime, decision: Decision, kind: str, message: str, chain: list[ChainEntry]
 ) -> Outcome:
     if decision.action is Action.RETRY:
         if decision.delay_s <= rt.max_in_slot_wait_s:
@@ -208,16 +307,18 @@ def _outcome_for(
     if decision.action is Action.FALLBACK:
         assert decision.next_index is not None
         return Requeued(decision.next_index, chain[decision.next_index].provider)
-    reason = f"{decision.reason}: {err.message}"[:MAX_ERROR_MESSAGE]
-    return Failed(decision.error_class or err.kind, reason)
+    return Failed(decision.error_class or kind, f"{decision.reason}: {message}")
 
 
 def _finish(
     rt: Runtime, claim: Claim, outcome: Outcome, attempt: AttemptRecord | None = None
 ) -> bool:
     """Record ``outcome``; then publish or set aside what it implies. False if claim lost."""
-    with autocommit(rt.engine) as conn:
-        recorded = record(conn, claim.id, outcome, attempt=attempt, claim_token=claim.token)
+    recorded = retrying(
+        rt.engine,
+        lambda conn: record(conn, claim.id, outcome, attempt=attempt, claim_token=claim.token),
+        for_s=rt.lease_s,
+    )
     if not recorded.moved:
         log.warning("job %s: claim %d lost before recording; result dropped", claim.id, claim.token)
         return False
@@ -234,19 +335,37 @@ def _time_left(claim: Claim) -> float | None:
     return (claim.deadline_at - datetime.now(UTC)).total_seconds()
 
 
-def _chain_entry(registry: Registry, model_id: str) -> ChainEntry:
+def _entry(registry: Registry, model_id: str) -> ChainEntry:
     model = registry.models.get(model_id)
     if model is None:
         return ChainEntry(model_id, "", 0)
     return ChainEntry(model.id, model.provider, model.context_window)
 
 
-def _usable(registry: Registry, model_id: str) -> bool:
-    model = registry.models.get(model_id)
-    return model is not None and model.enabled and registry.provider_of(model).enabled
+def _unusable(rt: Runtime, registry: Registry, chain: list[ChainEntry]) -> frozenset[int]:
+    """Chain positions not worth trying now: gone from the registry, disabled, breaker open."""
+    blocked = set()
+    for i, entry in enumerate(chain):
+        model = registry.models.get(entry.model_id)
+        if (
+            model is None
+            or not model.enabled
+            or not registry.provider_of(model).enabled
+            or (
+                rt.breakers is not None
+                and not rt.breakers.usable(
+                    (provider_target(model.provider), model_target(model.id))
+                )
+            )
+        ):
+            blocked.add(i)
+    return frozenset(blocked)
 
 
-_HISTORY = "SELECT model_id, error_class FROM attempts WHERE job_id = %s ORDER BY number"
+_HISTORY = (
+    "SELECT model_id, error_class FROM attempts WHERE job_id = %s AND status <> 'skipped' "
+    "ORDER BY number"
+)
 
 
 def _history(rt: Runtime, claim: Claim) -> list[PastAttempt]:
@@ -254,35 +373,3 @@ def _history(rt: Runtime, claim: Claim) -> list[PastAttempt]:
     with autocommit(rt.engine) as conn:
         rows = conn.execute(_HISTORY, (claim.id,)).fetchall()
     return [PastAttempt(index.get(model_id, -1), error_class) for model_id, error_class in rows]
-
-
-def _chat_call(
-    request: dict[str, Any], model: ModelInfo, provider: ProviderInfo, rt: Runtime
-) -> ChatCall:
-    return ChatCall(
-        base_url=provider.base_url,
-        model=model.upstream,
-        messages=request["messages"],
-        api_key=rt.api_key_for(provider),
-        max_tokens=request.get("max_tokens"),
-        temperature=request.get("temperature"),
-        top_p=request.get("top_p"),
-        stop=request.get("stop"),
-        tools=request.get("tools"),
-        tool_choice=request.get("tool_choice"),
-        response_format=request.get("response_format"),
-        seed=request.get("seed"),
-        user=request.get("user"),
-    )
-
-
-def result_document(completion: Completion) -> dict[str, Any]:
-    """What the job row keeps of a completion."""
-    return {
-        "text": completion.text,
-        "finish_reason": completion.finish_reason,
-        "tool_calls": [
-            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls
-        ],
-        "response_id": completion.response_id,
-    }

@@ -206,7 +206,9 @@ class AttemptOut(BaseModel):
     number: int
     model: str
     provider: str
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "skipped"] = Field(
+        description="`skipped`: no call was made (circuit open, no rate-limit capacity)."
+    )
     started_at: datetime
     finished_at: datetime
     latency_ms: int

@@ -40,10 +40,13 @@ class AttemptRecord:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: Decimal | None = None
+    skipped: bool = False  # no call was made (the target's breaker was open, ...)
 
     @property
-    def succeeded(self) -> bool:
-        return self.error_class is None
+    def status(self) -> str:
+        if self.skipped:
+            return "skipped"
+        return "succeeded" if self.error_class is None else "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +154,14 @@ _BATCH = """, b AS (
 
 
 @cache
-def _statement(outcome: str, with_attempt: bool, claimed: bool) -> str:
+def _statement(
+    outcome: str, with_attempt: bool, claimed: bool, only_from: tuple[str, ...] | None
+) -> str:
     terminal = _TARGET[outcome] in (JobStatus.SUCCEEDED, JobStatus.FAILED)
-    sources = ", ".join(f"'{s}'" for s in sources_for(_TARGET[outcome]))
+    allowed = sources_for(_TARGET[outcome])
+    if only_from is not None:
+        allowed = [s for s in allowed if s in only_from]
+    sources = ", ".join(f"'{s}'" for s in allowed)
     guard = (
         "status = 'running' AND claim_token = %(claim_token)s"
         if claimed
@@ -178,17 +186,21 @@ def record(
     *,
     attempt: AttemptRecord | None = None,
     claim_token: int | None = None,
+    only_from: tuple[str, ...] | None = None,
 ) -> Recorded:
     """Move the job to ``outcome`` (and log ``attempt``) if the caller still owns it.
 
     With ``claim_token`` the job must be running under that claim; without it (the
-    reconciler, cancellation) it must be in a status the transition table allows.
+    reconciler, cancellation) it must be in a status the transition table allows — narrowed
+    to ``only_from`` if given (e.g. never a job that a live worker holds).
     """
     params: dict[str, Any] = {"job_id": job_id, "claim_token": claim_token}
     params.update(_outcome_params(outcome))
     if attempt is not None:
         params.update(_attempt_params(attempt))
-    stmt = _statement(type(outcome).__name__, attempt is not None, claim_token is not None)
+    stmt = _statement(
+        type(outcome).__name__, attempt is not None, claim_token is not None, only_from
+    )
     with conn.cursor(row_factory=dict_row) as cursor:
         row = cursor.execute(stmt, params).fetchone()
     assert row is not None
@@ -239,7 +251,7 @@ def _attempt_params(attempt: AttemptRecord) -> dict[str, Any]:
         "model_id": attempt.model_id,
         "provider": attempt.provider,
         "key_id": attempt.key_id,
-        "attempt_status": "succeeded" if attempt.succeeded else "failed",
+        "attempt_status": attempt.status,
         "started_at": attempt.started_at,
         "finished_at": attempt.finished_at,
         "latency_ms": attempt.latency_ms,

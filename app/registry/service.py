@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -15,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.db.tables import ModelRow, ProviderRow, models, providers
 from app.errors import UnknownModel
 from app.registry.catalog import Catalog
+from app.registry.snapshot import TimedSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,29 +118,7 @@ def load_registry(session: Session) -> Registry:
     return Registry(provider_list, model_list)
 
 
-class RegistryCache:
-    """The registry snapshot of this process, reloaded at most every ``ttl_s`` seconds."""
-
-    def __init__(self, load: Callable[[], Registry], ttl_s: float = 5.0) -> None:
-        self._load = load
-        self._ttl_s = ttl_s
-        self._lock = threading.Lock()
-        self._snapshot: Registry | None = None
-        self._loaded_at = 0.0
-
-    def get(self) -> Registry:
-        snapshot = self._snapshot
-        if snapshot is not None and time.monotonic() - self._loaded_at < self._ttl_s:
-            return snapshot
-        with self._lock:
-            if self._snapshot is None or time.monotonic() - self._loaded_at >= self._ttl_s:
-                self._snapshot = self._load()
-                self._loaded_at = time.monotonic()
-            return self._snapshot
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._loaded_at = 0.0
+RegistryCache = TimedSnapshot[Registry]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,14 @@ be refused by rules JSON Schema cannot state (an unknown model name, ``prompt`` 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from sqlalchemy import Engine, text
 
 from app.main import create_app
 
@@ -24,6 +26,25 @@ schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 
 # The document is the app's own; building it needs no database.
 schema = schemathesis.openapi.from_dict(create_app().openapi())
+
+
+@pytest.fixture(autouse=True)
+def registry_restored(engine: Engine) -> Iterator[None]:
+    """The fuzzer may change provider limits or store keys; later tests get the registry back."""
+    with engine.connect() as conn:
+        providers = conn.execute(text("SELECT * FROM providers")).mappings().all()
+        keys = set(conn.execute(text("SELECT id FROM api_keys")).scalars())
+    yield
+    with engine.begin() as conn:
+        for row in providers:
+            conn.execute(
+                text(
+                    "UPDATE providers SET rpm = :rpm, tpm = :tpm, itpm = :itpm, otpm = :otpm, "
+                    "burst_s = :burst_s, enabled = :enabled WHERE name = :name"
+                ),
+                dict(row),
+            )
+        conn.execute(text("DELETE FROM api_keys WHERE NOT (id = ANY(:keep))"), {"keep": list(keys)})
 
 
 @schema.parametrize()

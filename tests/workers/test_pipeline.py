@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import redis
 from sqlalchemy import Engine, text
 
 from app.cli.stack import Stack
@@ -65,10 +66,10 @@ def reconfigure(simulator: Simulator, provider: str, **changes: Any) -> None:
 
 
 @pytest.fixture
-def dispatcher(workers: Stack) -> Iterator[CeleryDispatcher]:
+def dispatcher(workers: Stack, redis_client: redis.Redis) -> Iterator[CeleryDispatcher]:
     assert workers.urls is not None
     app = create_celery_app(workers.urls.redis_url)
-    yield CeleryDispatcher(app)
+    yield CeleryDispatcher(app, redis_client)
     app.close()
 
 

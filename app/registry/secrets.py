@@ -1,0 +1,78 @@
+"""Provider API keys at rest: encrypted with Fernet under one master key, shown by fingerprint.
+
+The master key is ``SWITCHBOARD_SECRET_KEY`` (a Fernet key). An embedded stack keeps one in
+``<data_dir>/secret.key`` (mode 0600), made on first use and handed to every process the stack
+starts; a deployment on external Postgres must set the variable on every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from app.config import Settings
+from app.errors import InvalidInput, Unavailable
+
+KEY_FILE = "secret.key"
+
+
+class SecretBox:
+    """Seals and opens provider keys; the only code that ever sees them in plaintext."""
+
+    def __init__(self, master_key: str) -> None:
+        try:
+            self._fernet = Fernet(master_key.encode())
+        except ValueError:
+            raise InvalidInput(
+                "SWITCHBOARD_SECRET_KEY must be a Fernet key (32 url-safe base64-encoded bytes); "
+                "make one with `switchboard keys new-master`",
+                code="invalid_secret_key",
+            ) from None
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def open(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise Unavailable(
+                "a stored provider key cannot be decrypted: SWITCHBOARD_SECRET_KEY is not the key "
+                "it was stored with",
+                code="secret_key_mismatch",
+            ) from None
+
+
+def fingerprint(secret: str) -> str:
+    """How a key is shown: its last four characters and a short hash, never more."""
+    digest = hashlib.sha256(secret.encode()).hexdigest()[:8]
+    tail = secret[-4:] if len(secret) >= 16 else ""
+    return f"…{tail} ({digest})" if tail else f"({digest})"
+
+
+def new_master_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+def master_key(settings: Settings, *, create: bool = False) -> str | None:
+    """The configured master key, else the data folder's (made if ``create``)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = Path(settings.data_dir) / KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    if not create:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(new_master_key())
+    return path.read_text().strip()
+
+
+def secret_box(settings: Settings) -> SecretBox | None:
+    key = master_key(settings)
+    return SecretBox(key) if key is not None else None

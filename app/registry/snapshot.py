@@ -1,0 +1,35 @@
+"""A value a process reloads from Postgres at most every few seconds, shared by its threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class TimedSnapshot(Generic[T]):
+    """The latest ``load()`` result, reloaded when older than ``ttl_s`` or invalidated."""
+
+    def __init__(self, load: Callable[[], T], ttl_s: float = 5.0) -> None:
+        self._load = load
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._loaded_at = 0.0
+
+    def get(self) -> T:
+        value = self._value
+        if value is not None and time.monotonic() - self._loaded_at < self._ttl_s:
+            return value
+        with self._lock:
+            if self._value is None or time.monotonic() - self._loaded_at >= self._ttl_s:
+                self._value = self._load()
+                self._loaded_at = time.monotonic()
+            return self._value
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded_at = 0.0
