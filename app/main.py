@@ -24,6 +24,8 @@ from app.ledger import endpoints as usage
 from app.registry import endpoints as models
 from app.registry.secrets import secret_box
 from app.registry.service import Registry, RegistryCache, load_registry
+from app.routing import endpoints as breakers
+from app.routing.breakers import CircuitBreakers
 
 DESCRIPTION = """A durable, multi-provider LLM job gateway.
 
@@ -58,6 +60,7 @@ def build_state(settings: Settings, dispatcher: Dispatcher | None = None) -> Api
         redis=client,
         dispatcher=dispatcher,
         secrets=secret_box(settings),
+        breakers=CircuitBreakers(client),
     )
 
 
@@ -93,6 +96,7 @@ def create_app(
     app.include_router(models.providers_router, responses=common)
     app.include_router(models.keys_router, responses=common)
     app.include_router(usage.router, responses=common)
+    app.include_router(breakers.router, responses=common)
     _finish_openapi(app)
     return app
 

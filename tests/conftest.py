@@ -13,7 +13,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,21 +20,16 @@ import redis
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from app.bench.common import FAST_RECOVERY_ENV
 from app.cli.stack import Stack, StackOptions
 from app.config import Settings
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.migrate import migrate
-from app.simulator.config import SimulatorConfig, default_config
+from app.simulator.config import default_config
+from app.simulator.control import SimulatorControl
 
 TERMINAL = ("succeeded", "failed", "cancelled")
-TEST_WORKER_ENV = {
-    "SWITCHBOARD_ATTEMPT_TIMEOUT_S": "5",
-    "SWITCHBOARD_LEASE_MARGIN_S": "3",
-    "SWITCHBOARD_REGISTRY_REFRESH_S": "0.5",
-    "SWITCHBOARD_RECONCILE_INTERVAL_S": "1",
-    "SWITCHBOARD_STALE_QUEUED_S": "3",
-    "SWITCHBOARD_VISIBILITY_TIMEOUT_S": "10",
-}
+TEST_WORKER_ENV = FAST_RECOVERY_ENV
 
 
 @pytest.fixture(scope="session")
@@ -122,34 +116,19 @@ def workers(stack: Stack) -> Stack:
     return stack
 
 
-class Simulator:
-    """Drives the running simulator through its admin endpoints."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=10)
-
-    def configure(self, config: SimulatorConfig) -> None:
-        self.http.put("/_config", content=config.model_dump_json()).raise_for_status()
-
-    def reset(self) -> None:
-        self.http.post("/_reset").raise_for_status()
-
-    def stats(self) -> dict[str, Any]:
-        data: dict[str, Any] = self.http.get("/_stats").json()
-        return data
+Simulator = SimulatorControl
 
 
 @pytest.fixture
 def simulator(stack: Stack) -> Iterator[Simulator]:
     """The simulator, back on its default config and zeroed stats after the test."""
     assert stack.simulator_url is not None
-    sim = Simulator(stack.simulator_url)
+    sim = SimulatorControl(stack.simulator_url)
     sim.configure(default_config())
     sim.reset()
     yield sim
     sim.configure(default_config())
-    sim.http.close()
+    sim.close()
 
 
 def wait_until(

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.jobs.service import Dispatcher
 from app.registry.secrets import SecretBox
-from app.registry.service import RegistryCache
+from app.registry.service import ModelInfo, RegistryCache
+from app.routing.breakers import CircuitBreakers, model_target, provider_target
 
 
 @dataclass
@@ -23,6 +24,13 @@ class ApiState:
     redis: redis.Redis
     dispatcher: Dispatcher
     secrets: SecretBox | None = None
+    breakers: CircuitBreakers | None = None
+
+    def usable(self, model: ModelInfo) -> bool:
+        """Not behind an open breaker: where a new job should start."""
+        if self.breakers is None:
+            return True
+        return self.breakers.usable((provider_target(model.provider), model_target(model.id)))
 
     def close(self) -> None:
         self.engine.dispose()

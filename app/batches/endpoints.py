@@ -158,6 +158,7 @@ def _submit(
             options,
             idempotency_key=idempotency_key,
             line_numbers=lines,
+            usable=state.usable,
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +17,14 @@ from app.db.tables import BatchRow, JobRow, batches
 from app.errors import Conflict, InvalidInput, NotFound
 from app.ids import batch_id as new_batch_id
 from app.jobs.schemas import ChatParams
-from app.jobs.service import JobRef, insert_jobs, job_values, request_hash, resolve_chain
+from app.jobs.service import (
+    JobRef,
+    first_usable,
+    insert_jobs,
+    job_values,
+    request_hash,
+    resolve_chain,
+)
 from app.jobs.states import TERMINAL, BatchStatus
 from app.registry.service import ModelInfo, Registry
 
@@ -50,6 +57,7 @@ def submit_batch(
     tenant_id: str = "default",
     idempotency_key: str | None = None,
     line_numbers: Sequence[int] | None = None,
+    usable: Callable[[ModelInfo], bool] | None = None,
 ) -> SubmittedBatch:
     """Insert the batch and all its jobs as queued; every request is checked before any insert."""
     if options.endpoint != CHAT_ENDPOINT:
@@ -104,6 +112,8 @@ def submit_batch(
     if inserted is None:
         return _existing(session, tenant_id, idempotency_key, digest)
 
+    distinct = {id(chain): chain for chain in chains}  # identical model lists share a chain
+    starts = {key: first_usable(chain, usable) for key, chain in distinct.items()}
     rows = [
         job_values(
             r.params,
@@ -115,6 +125,7 @@ def submit_batch(
             custom_id=r.custom_id,
             metadata=r.metadata,
             batch_id=batch_values["id"],
+            start=starts[id(chain)],
         )
         for r, chain in zip(requests, chains, strict=True)
     ]

@@ -15,6 +15,18 @@ from app.simulator.config import SimModel, SimulatorConfig, default_config
 console = Console(stderr=True)
 
 
+# Recovery settings for runs that break things on purpose: short leases and a reconciler
+# every second, so that a run shows recovery in seconds rather than minutes.
+FAST_RECOVERY_ENV = {
+    "SWITCHBOARD_ATTEMPT_TIMEOUT_S": "5",
+    "SWITCHBOARD_LEASE_MARGIN_S": "3",
+    "SWITCHBOARD_REGISTRY_REFRESH_S": "0.5",
+    "SWITCHBOARD_RECONCILE_INTERVAL_S": "1",
+    "SWITCHBOARD_STALE_QUEUED_S": "3",
+    "SWITCHBOARD_VISIBILITY_TIMEOUT_S": "10",
+}
+
+
 def zero_latency_config() -> SimulatorConfig:
     """The default simulated providers, answering at once with short completions."""
     config = default_config()
@@ -48,6 +60,8 @@ def bench_stack(
     concurrency: int = 32,
     pool: str = "threads",
     quiet: bool = False,
+    beat: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[Stack, str]]:
     """Embedded services, the simulator, worker pools for ``providers`` and the API."""
     config_path = data_dir / "simulator.json"
@@ -63,6 +77,7 @@ def bench_stack(
             pool=pool,
             worker_processes=processes,
             events=False,
+            extra_env=extra_env or {},
         )
     )
     try:
@@ -72,6 +87,8 @@ def bench_stack(
             migrate(urls.database_url, simulator_url=sim_url)
             for provider in providers:
                 stack.start_workers(provider)
+            if beat:
+                stack.start_beat()
             api_url = stack.start_api()
             stack.wait_for_workers()
         yield stack, api_url

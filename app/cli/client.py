@@ -95,6 +95,21 @@ class ApiClient:
                 self._request("GET", f"/v1/batches/{batch_id}")  # raises the API's error
             yield from response.iter_lines()
 
+    def add_key(self, provider: str, label: str, secret: str, **limits: int) -> dict[str, Any]:
+        body = {"provider": provider, "label": label, "secret": secret, **limits}
+        result: dict[str, Any] = self._request("POST", "/v1/keys", json=body).json()
+        return result
+
+    def update_provider(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "PATCH", f"/v1/providers/{name}", json=changes
+        ).json()
+        return result
+
+    def breakers(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self._request("GET", "/v1/breakers").json()["data"]
+        return data
+
     def models(self) -> list[dict[str, Any]]:
         data: list[dict[str, Any]] = self._request("GET", "/v1/models").json()["data"]
         return data

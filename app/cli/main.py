@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal
 import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import click
 import typer
@@ -219,6 +220,91 @@ def bench_throughput(
             quiet=as_json,
         )
     )
+
+
+@bench.command("drain")
+def bench_drain(
+    jobs: Annotated[int, typer.Option(help="Jobs in the batch.")] = 1000,
+    keys: Annotated[int, typer.Option(help="API keys of the provider (each with the limits).")] = 1,
+    rpm: Annotated[int, typer.Option(help="Requests per minute, per key.")] = 1200,
+    tpm: Annotated[int, typer.Option(help="Tokens per minute, per key.")] = 150_000,
+    burst_s: Annotated[float, typer.Option(help="Bucket size in seconds of the limit.")] = 5.0,
+    priority: Annotated[str, typer.Option(help="Priority of the batch.")] = "low",
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON object.")] = False,
+) -> None:
+    """Drain a batch against rate-limited simulated keys: wall time vs what the limits allow,
+    and the 429s the provider had to answer."""
+    from app.bench.drain import run_drain
+
+    _emit(
+        run_drain(
+            jobs=jobs,
+            keys=keys,
+            rpm=rpm,
+            tpm=tpm,
+            burst_s=burst_s,
+            priority=priority,
+            quiet=as_json,
+        )
+    )
+
+
+@bench.command("priority")
+def bench_priority(
+    backlog: Annotated[int, typer.Option(help="Low-priority jobs saturating the provider.")] = 3000,
+    high: Annotated[int, typer.Option(help="High-priority jobs arriving one at a time.")] = 40,
+    rpm: Annotated[int, typer.Option(help="The provider's requests per minute.")] = 600,
+    burst_s: Annotated[float, typer.Option(help="Bucket size in seconds of the limit.")] = 5.0,
+    interval_s: Annotated[float, typer.Option(help="Seconds between high-priority jobs.")] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON object.")] = False,
+) -> None:
+    """Queue wait of high-priority jobs while a low-priority backlog saturates the provider."""
+    from app.bench.priority import run_priority
+
+    _emit(
+        run_priority(
+            backlog=backlog,
+            high=high,
+            rpm=rpm,
+            burst_s=burst_s,
+            interval_s=interval_s,
+            quiet=as_json,
+        )
+    )
+
+
+class OutageMode(StrEnum):
+    DOWN = "down"
+    FLAKY = "flaky"
+
+
+@bench.command("outage")
+def bench_outage(
+    mode: Annotated[
+        OutageMode, typer.Option(help="down: no answers; flaky: 30% answered 500.")
+    ] = OutageMode.DOWN,
+    jobs: Annotated[int, typer.Option(help="Jobs, before and during the outage each.")] = 200,
+    rate: Annotated[float, typer.Option(help="Jobs submitted per second.")] = 20.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON object.")] = False,
+) -> None:
+    """A primary provider down (or flaky): success through the fallback, added latency,
+    calls per job, and calls to the dead provider once its breaker opened."""
+    from app.bench.outage import run_outage
+
+    chosen: Literal["down", "flaky"] = "down" if mode is OutageMode.DOWN else "flaky"
+    _emit(run_outage(jobs=jobs, mode=chosen, rate_per_s=rate, quiet=as_json))
+
+
+@bench.command("chaos")
+def bench_chaos(
+    jobs: Annotated[int, typer.Option(help="Jobs per scenario.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON object.")] = False,
+) -> None:
+    """Kill a worker, restart and flush Redis, restart Postgres, and have a provider go down,
+    send garbage and hang — each mid-batch; then count lost and duplicated jobs."""
+    from app.bench.chaos import run_chaos
+
+    _emit(run_chaos(jobs=jobs, quiet=as_json))
 
 
 def _emit(result: dict[str, Any]) -> None:

@@ -225,6 +225,15 @@ class Stack:
         self.workers.setdefault(provider, []).extend(started)
         return started
 
+    def restart_workers(self, provider: str) -> None:
+        """Replace a provider's pools with fresh processes (e.g. after changing its limits)."""
+        old = self.workers.pop(provider, [])
+        for child in old:
+            child.stop()
+            self.children.remove(child)
+        self.start_workers(provider, processes=len(old) or None)
+        self.wait_for_workers()
+
     def start_beat(self) -> Child:
         """Celery beat: schedules the reconciler."""
         schedule = self.options.data_dir.resolve() / "beat-schedule"

@@ -51,6 +51,7 @@ def create_job(
             registry,
             default_deadline_s=state.settings.default_deadline_s,
             idempotency_key=idempotency_key,
+            usable=state.usable,
         )
         job_id, job_status = submitted.job.id, submitted.job.status
     if submitted.created:

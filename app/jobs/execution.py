@@ -128,7 +128,7 @@ def _attempt(rt: Runtime, claim: Claim) -> Claim | None:
     registry = rt.registry.get()
     model = registry.models[claim.model_id]
     target = Target(model, registry.provider_of(model), [_entry(registry, m) for m in claim.models])
-    watch = Stopwatch.start()
+    watch = Stopwatch.start()  # restarted at the call: an attempt's times are the provider's
 
     verdict = rt.breakers.check(target.breakers) if rt.breakers else None
     if verdict is not None and not verdict.allowed:
@@ -154,7 +154,13 @@ def _attempt(rt: Runtime, claim: Claim) -> Claim | None:
         return None
 
     adapter = get_adapter(target.provider.wire_format)
+    time_left = _time_left(claim)  # admission may have slept
     timeout = rt.attempt_timeout_s if time_left is None else min(rt.attempt_timeout_s, time_left)
+    if timeout <= 0:
+        rt.admission.settle(admitted, usage=None)
+        _finish(rt, claim, Failed(DEADLINE, "the job's deadline passed before it finished"))
+        return None
+    watch = Stopwatch.start()
     try:
         request = adapter.build_request(
             chat_call(claim.request, model, target.provider, admitted.key)

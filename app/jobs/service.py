@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -56,6 +56,14 @@ def resolve_chain(registry: Registry, params: ChatParams, param: str = "model") 
     return chain
 
 
+def first_usable(chain: list[ModelInfo], usable: Callable[[ModelInfo], bool] | None) -> int:
+    """Where a new job starts: the first model of its chain not behind an open breaker, or
+    the first one if every model is (its breaker will let a probe through)."""
+    if usable is None:
+        return 0
+    return next((i for i, model in enumerate(chain) if usable(model)), 0)
+
+
 def request_hash(payload: Any) -> str:
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -71,6 +79,7 @@ def job_values(
     custom_id: str | None = None,
     metadata: dict[str, str] | None = None,
     batch_id: str | None = None,
+    start: int = 0,
 ) -> dict[str, Any]:
     """The row for a new queued job (shared by single submissions and batches)."""
     return {
@@ -82,8 +91,8 @@ def job_values(
         "priority": priority.value,
         "request": params.to_request(),
         "models": [m.id for m in chain],
-        "chain_index": 0,
-        "provider": chain[0].provider,
+        "chain_index": start,
+        "provider": chain[start].provider,
         "metadata": metadata or {},
         "created_at": now,
         "queued_at": now,
@@ -147,6 +156,7 @@ def submit_job(
     default_deadline_s: float,
     tenant_id: str = "default",
     idempotency_key: str | None = None,
+    usable: Callable[[ModelInfo], bool] | None = None,
 ) -> Submitted:
     """Insert one queued job, or find the one an earlier call with the same key created."""
     chain = resolve_chain(registry, spec)
@@ -160,6 +170,7 @@ def submit_job(
         deadline_s=spec.deadline_s or default_deadline_s,
         custom_id=spec.custom_id,
         metadata=spec.metadata,
+        start=first_usable(chain, usable),
     )
     digest = request_hash(spec.model_dump(mode="json", exclude_none=True))
     values.update(idempotency_key=idempotency_key, request_hash=digest)

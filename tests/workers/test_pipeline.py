@@ -14,7 +14,8 @@ from sqlalchemy import Engine, text
 
 from app.cli.stack import Stack
 from app.jobs.service import JobRef
-from app.simulator.config import ErrorRates, SimulatorConfig, default_config
+from app.simulator.config import ErrorRates, SimModel, default_config
+from app.simulator.control import with_models
 from tests.conftest import Simulator, wait_for_jobs, wait_until
 from workers.celery_app import create_celery_app
 from workers.dispatch import CeleryDispatcher
@@ -55,14 +56,11 @@ def wait_for_batch(api: httpx.Client, batch_id: str, timeout: float = 60) -> dic
 
 def reconfigure(simulator: Simulator, provider: str, **changes: Any) -> None:
     """Apply ``changes`` to every model of ``provider`` (e.g. errors, context_window)."""
-    config = default_config()
-    p = config.providers[provider]
-    p = p.model_copy(
-        update={"models": {n: m.model_copy(update=changes) for n, m in p.models.items()}}
-    )
-    simulator.configure(
-        SimulatorConfig(providers={**config.providers, provider: p}, seed=config.seed)
-    )
+
+    def change(model: SimModel) -> SimModel:
+        return model.model_copy(update=changes)
+
+    simulator.configure(with_models(default_config(), provider, change))
 
 
 @pytest.fixture
