@@ -25,6 +25,7 @@ from app.cli.stack import Stack, StackOptions
 from app.config import Settings
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.migrate import migrate
+from app.embedded import EmbeddedRedis
 from app.simulator.config import default_config
 from app.simulator.control import SimulatorControl
 
@@ -58,6 +59,19 @@ def stack() -> Iterator[Stack]:
     finally:
         st.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lone_redis_url() -> Iterator[str]:
+    """A Redis of its own, for tests that need nothing else (no PostgreSQL, no simulator)."""
+    directory = Path(tempfile.mkdtemp(prefix="switchboard-redis-"))
+    server = EmbeddedRedis(directory)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

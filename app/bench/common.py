@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
 
+from app.cli.client import ApiClient
 from app.cli.stack import Stack, StackOptions
 from app.db.migrate import migrate
 from app.simulator.config import SimModel, SimulatorConfig, default_config
+from app.simulator.control import with_models, with_provider
 
 console = Console(stderr=True)
 
@@ -99,3 +103,39 @@ def bench_stack(
 @contextmanager
 def _null() -> Iterator[None]:
     yield
+
+
+@contextmanager
+def rate_limited_stack(
+    provider: str,
+    limits: dict[str, float],
+    *,
+    latency_ms: float,
+    jitter_ms: float,
+    limit_scope: str = "key",
+    keys: int = 1,
+    quiet: bool = False,
+) -> Iterator[tuple[Stack, ApiClient]]:
+    """A stack whose simulated ``provider`` enforces ``limits`` and whose registry knows them.
+
+    With ``keys`` > 1 the provider gets that many stored keys, each with the same limits.
+    """
+
+    def paced(model: SimModel) -> SimModel:
+        return model.model_copy(update={"latency_ms": latency_ms, "jitter_ms": jitter_ms})
+
+    config = with_models(default_config(), provider, paced)
+    simulator = with_provider(config, provider, limit_scope=limit_scope, **limits)
+    data_dir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
+    try:
+        with (
+            bench_stack(data_dir, simulator, [provider], quiet=quiet) as (stack, api_url),
+            ApiClient(api_url, timeout=600) as client,
+        ):
+            client.update_provider(provider, dict(limits))
+            for i in range(keys if keys > 1 else 0):
+                client.add_key(provider, f"bench-{i}", f"sk-bench-key-{i:04d}-abcdefghij")
+            stack.restart_workers(provider)  # a fresh registry and key ring, no stale caches
+            yield stack, client
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -9,17 +9,12 @@ the provider answered 429 (it must be 0).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, pool, text
 
-from app.bench.common import bench_stack
-from app.cli.client import ApiClient
-from app.simulator.config import SimModel, default_config
-from app.simulator.control import SimulatorControl, with_models, with_provider
+from app.bench.common import rate_limited_stack
+from app.simulator.control import SimulatorControl
 
 PROVIDER, MODEL = "sim-openai", "sim-gpt-mini"
 
@@ -28,65 +23,47 @@ def run_drain(
     *, jobs: int, keys: int, rpm: int, tpm: int, burst_s: float, priority: str, quiet: bool
 ) -> dict[str, Any]:
     limits = {"rpm": rpm, "tpm": tpm, "burst_s": burst_s}
-
-    def quick(model: SimModel) -> SimModel:
-        return model.model_copy(update={"latency_ms": 20, "jitter_ms": 10})
-
-    simulator = with_provider(
-        with_models(default_config(), PROVIDER, quick), PROVIDER, limit_scope="key", **limits
-    )
-    data_dir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
-    try:
-        with bench_stack(data_dir, simulator, [PROVIDER], quiet=quiet, concurrency=32) as (
-            stack,
-            api_url,
-        ):
-            assert stack.urls is not None
-            assert stack.simulator_url is not None
-            with ApiClient(api_url, timeout=600) as client:
-                configure_limits(client, PROVIDER, limits)
-                for i in range(keys if keys > 1 else 0):
-                    client.add_key(PROVIDER, f"bench-{i}", f"sk-bench-key-{i:04d}-abcdefghij")
-                stack.restart_workers(PROVIDER)  # fresh registry and keys, no stale caches
-                requests = [
-                    {
-                        "custom_id": f"d{i}",
-                        "model": MODEL,
-                        "max_tokens": 32,
-                        "messages": [{"role": "user", "content": f"Summarise item {i}."}],
-                    }
-                    for i in range(jobs)
-                ]
-                batch = client.submit_batch({"requests": requests, "priority": priority})
-                final = client.wait_for_batch(batch["id"], show_progress=not quiet, poll_s=0.2)
-            engine = create_engine(stack.urls.database_url, poolclass=pool.NullPool)
-            with engine.connect() as conn:
-                wall, tokens = conn.execute(
-                    text(
-                        "SELECT extract(epoch FROM max(finished_at) - min(created_at)), "
-                        "sum(input_tokens + output_tokens) FROM jobs WHERE batch_id = :b"
-                    ),
-                    {"b": batch["id"]},
-                ).one()
-            engine.dispose()
-            control = SimulatorControl(stack.simulator_url)
-            stats = control.stats()["providers"][PROVIDER]
-            control.close()
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with rate_limited_stack(
+        PROVIDER, limits, latency_ms=20, jitter_ms=10, keys=keys, quiet=quiet
+    ) as (stack, client):
+        assert stack.urls is not None
+        assert stack.simulator_url is not None
+        requests = [
+            {
+                "custom_id": f"d{i}",
+                "model": MODEL,
+                "max_tokens": 32,
+                "messages": [{"role": "user", "content": f"Summarise item {i}."}],
+            }
+            for i in range(jobs)
+        ]
+        batch = client.submit_batch({"requests": requests, "priority": priority})
+        final = client.wait_for_batch(batch["id"], show_progress=not quiet, poll_s=0.2)
+        engine = create_engine(stack.urls.database_url, poolclass=pool.NullPool)
+        with engine.connect() as conn:
+            wall, tokens = conn.execute(
+                text(
+                    "SELECT extract(epoch FROM max(finished_at) - min(created_at)), "
+                    "sum(input_tokens + output_tokens) FROM jobs WHERE batch_id = :b"
+                ),
+                {"b": batch["id"]},
+            ).one()
+        engine.dispose()
+        control = SimulatorControl(stack.simulator_url)
+        stats = control.stats()["providers"][PROVIDER]
+        control.close()
     ideal = ideal_seconds(
         jobs, int(tokens or 0), keys=max(keys, 1), rpm=rpm, tpm=tpm, burst_s=burst_s
     )
-    wall = float(wall)
     return {
         "benchmark": "drain",
         "jobs": jobs,
         "keys": max(keys, 1),
         "limits_per_key": limits,
         "priority": priority,
-        "wall_s": round(wall, 2),
+        "wall_s": round(float(wall), 2),
         "ideal_s": round(ideal, 2),
-        "ratio": round(wall / ideal, 3) if ideal > 0 else None,
+        "ratio": round(float(wall) / ideal, 3) if ideal > 0 else None,
         "upstream_429": int(stats["responses"].get("429", 0)),
         "succeeded": final["request_counts"]["completed"],
         "failed": final["request_counts"]["failed"],
@@ -102,7 +79,3 @@ def ideal_seconds(
         return max(0.0, demand - per_min * burst_s / 60.0) / (per_min / 60.0)
 
     return max(drain(jobs / keys, rpm), drain(tokens / keys, tpm))
-
-
-def configure_limits(client: ApiClient, provider: str, limits: dict[str, Any]) -> None:
-    client.update_provider(provider, limits)

@@ -8,20 +8,14 @@ provider call (Postgres clock on both ends).
 
 from __future__ import annotations
 
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, pool, text
 
-from app.bench.common import bench_stack
-from app.bench.drain import configure_limits
-from app.cli.client import ApiClient
-from app.simulator.config import SimModel, default_config
-from app.simulator.control import SimulatorControl, with_models, with_provider
+from app.bench.common import rate_limited_stack
+from app.simulator.control import SimulatorControl
 
 PROVIDER, MODEL = "sim-openai", "sim-gpt-mini"
 
@@ -30,58 +24,33 @@ def run_priority(
     *, backlog: int, high: int, rpm: int, burst_s: float, interval_s: float, quiet: bool
 ) -> dict[str, Any]:
     limits = {"rpm": rpm, "burst_s": burst_s}
-
-    def latency(model: SimModel) -> SimModel:
-        return model.model_copy(update={"latency_ms": 200, "jitter_ms": 100})
-
-    simulator = with_provider(with_models(default_config(), PROVIDER, latency), PROVIDER, **limits)
-    data_dir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
-    try:
-        with bench_stack(data_dir, simulator, [PROVIDER], quiet=quiet, concurrency=32) as (
-            stack,
-            api_url,
-        ):
-            assert stack.urls is not None
-            assert stack.simulator_url is not None
-            with ApiClient(api_url, timeout=600) as client:
-                configure_limits(client, PROVIDER, limits)
-                stack.restart_workers(PROVIDER)
-                body = {"model": MODEL, "max_tokens": 16}
-                batch = client.submit_batch(
-                    {
-                        "priority": "low",
-                        "requests": [
-                            {
-                                **body,
-                                "custom_id": f"low-{i}",
-                                "messages": [{"role": "user", "content": f"Item {i}"}],
-                            }
-                            for i in range(backlog)
-                        ],
-                    }
-                )
-                time.sleep(max(3.0, burst_s + 2.0))  # past the burst: the backlog now saturates
-                high_ids = []
-                for i in range(high):
-                    job = client.submit_job(
-                        {
-                            **body,
-                            "priority": "high",
-                            "messages": [{"role": "user", "content": f"Now {i}"}],
-                        }
-                    )
-                    high_ids.append(job["id"])
-                    time.sleep(interval_s)
-                backlog_left = client.batch(batch["id"])["request_counts"]
-            engine = create_engine(stack.urls.database_url, poolclass=pool.NullPool)
-            waits = _waits(engine, high_ids, timeout_s=60 + high * interval_s)
-            engine.dispose()
-            control = SimulatorControl(stack.simulator_url)
-            stats = control.stats()["providers"][PROVIDER]
-            control.close()
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
-    waits.sort()
+    body = {"model": MODEL, "max_tokens": 16}
+    with rate_limited_stack(PROVIDER, limits, latency_ms=200, jitter_ms=100, quiet=quiet) as (
+        stack,
+        client,
+    ):
+        assert stack.urls is not None
+        assert stack.simulator_url is not None
+        requests = [
+            {**body, "custom_id": f"low-{i}", "messages": [{"role": "user", "content": f"{i}"}]}
+            for i in range(backlog)
+        ]
+        batch = client.submit_batch({"priority": "low", "requests": requests})
+        time.sleep(max(3.0, burst_s + 2.0))  # past the burst: the backlog now saturates
+        high_ids = []
+        for i in range(high):
+            message = [{"role": "user", "content": f"Now {i}"}]
+            high_ids.append(
+                client.submit_job({**body, "priority": "high", "messages": message})["id"]
+            )
+            time.sleep(interval_s)
+        backlog_left = client.batch(batch["id"])["request_counts"]
+        engine = create_engine(stack.urls.database_url, poolclass=pool.NullPool)
+        waits = sorted(_waits(engine, high_ids, timeout_s=60 + high * interval_s))
+        engine.dispose()
+        control = SimulatorControl(stack.simulator_url)
+        stats = control.stats()["providers"][PROVIDER]
+        control.close()
     return {
         "benchmark": "priority",
         "backlog_low": backlog,

@@ -14,12 +14,16 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import create_engine, pool
 
 from app.cli.client import ApiClient
 from app.cli.stack import Stack, StackOptions
 from app.config import get_settings
+from app.db.engine import make_sessionmaker, unit_of_work
 from app.db.migrate import migrate
+from app.registry.service import update_provider
 from app.simulator.config import ErrorRates, SimulatorConfig, default_config
+from app.simulator.control import with_models, with_provider
 
 # Wide enough for the ledger table even when the output is not a terminal (e.g. `make demo | tee`).
 console = Console(width=max(Console().width, 120))
@@ -46,19 +50,16 @@ TOPICS = [
 ]
 
 
+# sim-anthropic enforces this limit, and the registry is told so: the gateway paces itself
+# and is never refused for it; the 429s left are the ones the provider injects at random.
+FLAKY_LIMITS = {"rpm": 1200, "burst_s": 2.0}
+
+
 def demo_simulator_config() -> SimulatorConfig:
     """The default simulated providers; sim-anthropic misbehaves like a busy real provider."""
-    config = default_config()
-    flaky = config.providers["sim-anthropic"]
     errors = ErrorRates(overloaded=0.06, server_error=0.03, rate_limit=0.04)
-    flaky = flaky.model_copy(
-        update={
-            "rpm": 1200,
-            "burst_s": 2.0,
-            "models": {n: m.model_copy(update={"errors": errors}) for n, m in flaky.models.items()},
-        }
-    )
-    return config.model_copy(update={"providers": {**config.providers, "sim-anthropic": flaky}})
+    config = with_provider(default_config(), "sim-anthropic", **FLAKY_LIMITS)
+    return with_models(config, "sim-anthropic", lambda m: m.model_copy(update={"errors": errors}))
 
 
 def _model_for(i: int) -> str | list[str]:
@@ -113,6 +114,10 @@ def run_demo(*, jobs: int) -> None:
             urls = stack.start_services()
             sim_url = stack.start_simulator()
             migrate(urls.database_url, simulator_url=sim_url)
+            engine = create_engine(urls.database_url, poolclass=pool.NullPool)
+            with unit_of_work(make_sessionmaker(engine)) as session:
+                update_provider(session, "sim-anthropic", dict(FLAKY_LIMITS))
+            engine.dispose()
             for provider in DEMO_PROVIDERS:
                 stack.start_workers(provider)
             stack.start_beat()

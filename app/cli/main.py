@@ -185,6 +185,14 @@ def models(api: ApiUrl = DEFAULT_API) -> None:
     console.print(table)
 
 
+@cli.command("new-secret-key")
+def new_secret_key() -> None:
+    """Print a new master key for SWITCHBOARD_SECRET_KEY (encrypts stored provider keys)."""
+    from app.registry.secrets import new_master_key
+
+    sys.stdout.write(new_master_key() + "\n")
+
+
 @cli.command()
 def demo(
     jobs: Annotated[int, typer.Option(help="Jobs in the demo batch.")] = 300,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, SecretStr
 from app.api.deps import CurrentRegistry, ReadSession, State, UnitOfWork
 from app.api.errors import documented
 from app.db.tables import ApiKeyRow, ProviderRow
-from app.errors import NotFound, Unavailable
+from app.errors import Unavailable
 from app.jobs.schemas import Strict
 from app.ledger.cost import format_usd
 from app.registry.keys import (
@@ -21,7 +21,7 @@ from app.registry.keys import (
     list_keys,
     set_enabled,
 )
-from app.registry.service import ProviderInfo
+from app.registry.service import ProviderInfo, update_provider
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -144,22 +144,14 @@ def list_providers(registry: CurrentRegistry) -> ProviderList:
 @providers_router.patch(
     "/{name}", summary="Change a provider's limits or availability", response_model=ProviderOut
 )
-def update_provider(
+def patch_provider(
     name: Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9-]+$")],
     change: ProviderUpdate,
     state: State,
     uow: UnitOfWork,
 ) -> ProviderOut:
     with uow() as session:
-        row = session.get(ProviderRow, name)
-        if row is None:
-            raise NotFound(f"no provider {name!r}", code="provider_not_found")
-        for field_name, value in change.model_dump(exclude_unset=True).items():
-            if field_name in ("burst_s", "enabled") and value is None:
-                continue
-            setattr(row, field_name, value)
-        session.flush()
-        out = _provider_out(row)
+        out = _provider_out(update_provider(session, name, change.model_dump(exclude_unset=True)))
     state.registry.invalidate()
     return out
 

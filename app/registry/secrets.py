@@ -28,7 +28,7 @@ class SecretBox:
         except ValueError:
             raise InvalidInput(
                 "SWITCHBOARD_SECRET_KEY must be a Fernet key (32 url-safe base64-encoded bytes); "
-                "make one with `switchboard keys new-master`",
+                "make one with `switchboard new-secret-key`",
                 code="invalid_secret_key",
             ) from None
 

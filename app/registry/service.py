@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.db.tables import ModelRow, ProviderRow, models, providers
-from app.errors import UnknownModel
+from app.errors import InvalidInput, NotFound, UnknownModel
 from app.registry.catalog import Catalog
 from app.registry.snapshot import TimedSnapshot
 
@@ -121,10 +122,42 @@ def load_registry(session: Session) -> Registry:
 RegistryCache = TimedSnapshot[Registry]
 
 
+PROVIDER_SETTINGS = ("rpm", "tpm", "itpm", "otpm", "burst_s", "enabled")
+
+
+def update_provider(session: Session, name: str, changes: dict[str, object]) -> ProviderRow:
+    """Change a provider's limits or availability; ``None`` removes a limit."""
+    row = session.get(ProviderRow, name)
+    if row is None:
+        raise NotFound(f"no provider {name!r}", code="provider_not_found")
+    for field_name, value in changes.items():
+        if field_name not in PROVIDER_SETTINGS:
+            raise InvalidInput(f"{field_name!r} is not a provider setting", param=field_name)
+        if value is None and field_name in ("burst_s", "enabled"):
+            continue  # these can't be removed, only changed
+        setattr(row, field_name, value)
+    session.flush()
+    return row
+
+
 @dataclass(frozen=True, slots=True)
 class SyncReport:
     providers: int
     models: int
+
+
+def _upsert(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> None:
+    """Insert ``rows``, or update every given column of the ones ``key`` already names."""
+    if not rows:
+        return
+    stmt = insert(table).values(rows)
+    changed = {column: stmt.excluded[column] for column in rows[0] if column != key}
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[table.c[key]],
+            set_={**changed, "updated_at": stmt.excluded.updated_at},
+        )
+    )
 
 
 def sync_catalog(session: Session, catalog: Catalog) -> SyncReport:
@@ -163,26 +196,6 @@ def sync_catalog(session: Session, catalog: Catalog) -> SyncReport:
         }
         for m in catalog.models.values()
     ]
-    if provider_rows:
-        stmt = insert(providers).values(provider_rows)
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[providers.c.name],
-                set_={
-                    **{k: stmt.excluded[k] for k in provider_rows[0] if k != "name"},
-                    "updated_at": stmt.excluded.updated_at,
-                },
-            )
-        )
-    if model_rows:
-        stmt = insert(models).values(model_rows)
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[models.c.id],
-                set_={
-                    **{k: stmt.excluded[k] for k in model_rows[0] if k != "id"},
-                    "updated_at": stmt.excluded.updated_at,
-                },
-            )
-        )
+    _upsert(session, providers, provider_rows, "name")
+    _upsert(session, models, model_rows, "id")
     return SyncReport(len(provider_rows), len(model_rows))

@@ -108,7 +108,7 @@ def test_booking_ahead_spaces_sends_and_stops_at_the_horizon(buckets: TokenBucke
 
 
 def test_concurrent_callers_get_distinct_increasing_delays(
-    buckets: TokenBuckets, rl_redis_url: str
+    buckets: TokenBuckets, lone_redis_url: str
 ) -> None:
     rpm = bucket(LimitKind.RPM, FAST)
     buckets.acquire(one((rpm, 10)))
@@ -117,7 +117,7 @@ def test_concurrent_callers_get_distinct_increasing_delays(
     results: list[Acquisition] = []
 
     def caller() -> None:
-        with redis.Redis.from_url(rl_redis_url) as client:
+        with redis.Redis.from_url(lone_redis_url) as client:
             own = TokenBuckets(client, send_jitter_s=0.0)
             own.level(rpm)  # connected and scripts loaded before the race starts
             barrier.wait()

@@ -35,10 +35,10 @@ class Clock:
 
 
 def test_sends_from_many_threads_and_processes_never_exceed_the_limits(
-    rl_redis_url: str, rl_client: redis.Redis
+    lone_redis_url: str, rl_client: redis.Redis
 ) -> None:
     start_at = time.time() + 0.8  # time for both interpreters to start
-    command = [sys.executable, str(HAMMER), rl_redis_url, str(start_at), str(DURATION_S)]
+    command = [sys.executable, str(HAMMER), lone_redis_url, str(start_at), str(DURATION_S)]
     children = [
         subprocess.Popen(
             [*command, str(THREADS), str(seed)],

@@ -6,36 +6,19 @@ nothing but Redis.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
-from app.embedded import EmbeddedRedis
-
-
-@pytest.fixture(scope="session")
-def embedded_redis_url() -> Iterator[str]:
-    directory = Path(tempfile.mkdtemp(prefix="switchboard-routing-redis-"))
-    server = EmbeddedRedis(directory)
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-
 
 @pytest.fixture
-def redis_connect(embedded_redis_url: str) -> Iterator[Callable[[], redis.Redis]]:
+def redis_connect(lone_redis_url: str) -> Iterator[Callable[[], redis.Redis]]:
     """Opens clients to an empty database (one per simulated process); closes them after."""
     clients: list[redis.Redis] = []
 
     def connect() -> redis.Redis:
-        client = redis.Redis.from_url(embedded_redis_url)
+        client = redis.Redis.from_url(lone_redis_url)
         clients.append(client)
         return client
 
