@@ -25,7 +25,7 @@ from app.registry.secrets import secret_box
 from app.registry.service import Registry, load_registry
 from app.registry.snapshot import TimedSnapshot
 from app.routing.breakers import CircuitBreakers
-from workers.celery_app import celery_app
+from workers.celery_app import create_celery_app
 from workers.dispatch import CeleryDispatcher
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ def build_resources(settings: Settings) -> ProcessResources:
         registry=registry,
         keys=keys,
         http=http,
-        dispatcher=CeleryDispatcher(celery_app, client),
+        # Published through an app on these settings' broker, whatever the process's env says.
+        dispatcher=CeleryDispatcher(create_celery_app(urls.redis_url, settings), client),
         delayed=DelayedJobs(client),
         admission=Admission(TokenBuckets(client), max_in_slot_wait_s=settings.max_in_slot_wait_s),
         breakers=CircuitBreakers(client),

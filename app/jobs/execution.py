@@ -126,8 +126,12 @@ def _attempt(rt: Runtime, claim: Claim) -> Claim | None:
         _finish(rt, claim, Failed(DEADLINE, "the job's deadline passed before it finished"))
         return None
     registry = rt.registry.get()
-    model = registry.models[claim.model_id]
-    target = Target(model, registry.provider_of(model), [_entry(registry, m) for m in claim.models])
+    chain = [_entry(registry, m) for m in claim.models]
+    model = registry.models.get(claim.model_id)
+    if model is None or not _usable_now(registry, model):
+        _gone(rt, claim, registry, chain)
+        return None
+    target = Target(model, registry.provider_of(model), chain)
     watch = Stopwatch.start()  # restarted at the call: an attempt's times are the provider's
 
     verdict = rt.breakers.check(target.breakers) if rt.breakers else None
@@ -203,10 +207,7 @@ def _succeeded(
         result=result_document(completion),
         model_id=target.model.id,
         provider=target.model.provider,
-        input_tokens=usage.prompt_tokens,
-        output_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens,
-        cost_usd=cost,
         latency_ms=attempt.latency_ms,
     )
     _finish(rt, claim, outcome, attempt)
@@ -245,6 +246,14 @@ def _failed(
         rt.disable_key(key, err.message)
     if decision.mark_model_unavailable and rt.breakers is not None:
         rt.breakers.force_open(model_target(target.model.id), UNAVAILABLE_FOR_S, err.message)
+    billed = {}
+    if err.completion is not None:  # e.g. a filtered answer: the provider still counts it
+        usage = err.completion.usage
+        billed = {
+            "input_tokens": usage.prompt_tokens,
+            "output_tokens": usage.completion_tokens,
+            "cost_usd": cost_usd(target.model, usage),
+        }
     attempt = attempt_row(
         target.model,
         watch,
@@ -255,6 +264,7 @@ def _failed(
         error_class=err.kind,
         error_message=err.message,
         retry_after_s=err.retry_after,
+        **billed,
     )
     outcome = _outcome_for(rt, decision, err.kind, err.message, target.chain)
     if not _finish(rt, claim, outcome, attempt):
@@ -297,6 +307,22 @@ def _route_around(
         skipped=True,
     )
     _finish(rt, claim, outcome, attempt)
+
+
+def _gone(rt: Runtime, claim: Claim, registry: Registry, chain: list[ChainEntry]) -> None:
+    """The job's current model left the registry or was disabled since it was queued."""
+    nxt = first_usable(chain, _unusable(rt, registry, chain), claim.chain_index + 1)
+    why = f"{claim.model_id} is no longer served by this gateway (removed or disabled)"
+    outcome: Outcome
+    if nxt is None:
+        outcome = Failed(ErrorKind.NOT_FOUND.value, f"{why}; no model left in the fallback chain")
+    else:
+        outcome = Requeued(nxt, chain[nxt].provider)
+    _finish(rt, claim, outcome)
+
+
+def _usable_now(registry: Registry, model: ModelInfo) -> bool:
+    return model.enabled and registry.provider_of(model).enabled
 
 
 def _probe_wait(rt: Runtime) -> float:
@@ -353,19 +379,15 @@ def _unusable(rt: Runtime, registry: Registry, chain: list[ChainEntry]) -> froze
     blocked = set()
     for i, entry in enumerate(chain):
         model = registry.models.get(entry.model_id)
-        if (
-            model is None
-            or not model.enabled
-            or not registry.provider_of(model).enabled
-            or (
-                rt.breakers is not None
-                and not rt.breakers.usable(
-                    (provider_target(model.provider), model_target(model.id))
-                )
-            )
-        ):
+        if model is None or not _usable_now(registry, model) or not _closed(rt, model):
             blocked.add(i)
     return frozenset(blocked)
+
+
+def _closed(rt: Runtime, model: ModelInfo) -> bool:
+    if rt.breakers is None:
+        return True
+    return rt.breakers.usable((provider_target(model.provider), model_target(model.id)))
 
 
 _HISTORY = (

@@ -43,6 +43,11 @@ class AttemptRecord:
     skipped: bool = False  # no call was made (the target's breaker was open, ...)
 
     @property
+    def billed(self) -> bool:
+        """The provider counted tokens for this attempt (a success, or a filtered answer)."""
+        return self.input_tokens is not None and self.cost_usd is not None
+
+    @property
     def status(self) -> str:
         if self.skipped:
             return "skipped"
@@ -51,13 +56,12 @@ class AttemptRecord:
 
 @dataclass(frozen=True, slots=True)
 class Succeeded:
+    """The job's answer; its tokens and cost come with the attempt that produced it."""
+
     result: dict[str, Any]
     model_id: str
     provider: str
-    input_tokens: int
-    output_tokens: int
     cached_tokens: int
-    cost_usd: Decimal
     latency_ms: int
 
 
@@ -100,9 +104,7 @@ class Recorded:
 _JOB_SET: dict[str, str] = {
     "Succeeded": """status = 'succeeded', finished_at = now(), lease_until = NULL,
         result = CAST(%(result)s AS jsonb), served_model = %(served_model)s,
-        served_provider = %(served_provider)s, input_tokens = %(input_tokens)s,
-        output_tokens = %(output_tokens)s, cached_tokens = %(cached_tokens)s,
-        cost_usd = %(cost_usd)s,
+        served_provider = %(served_provider)s, cached_tokens = %(cached_tokens)s,
         latency_ms = %(job_latency_ms)s, error_class = NULL, error_message = NULL""",
     "Failed": """status = 'failed', finished_at = now(), lease_until = NULL,
         error_class = %(job_error_class)s, error_message = %(job_error_message)s""",
@@ -118,6 +120,11 @@ _TARGET: dict[str, JobStatus] = {
     "Waiting": JobStatus.WAITING,
     "Requeued": JobStatus.QUEUED,
 }
+
+# What an attempt was billed is added to the job's totals (a filtered answer is paid for too).
+_BILL = """, input_tokens = coalesce(input_tokens, 0) + %(input_tokens)s,
+        output_tokens = coalesce(output_tokens, 0) + coalesce(CAST(%(output_tokens)s AS int), 0),
+        cost_usd = coalesce(cost_usd, 0) + %(attempt_cost_usd)s"""
 
 _ATTEMPT = """, a AS (
     INSERT INTO attempts (job_id, number, model_id, provider, key_id, status, started_at,
@@ -138,15 +145,17 @@ _BATCH = """, b AS (
         output_tokens = output_tokens + %(batch_output_tokens)s,
         cost_usd = cost_usd + %(batch_cost_usd)s,
         status = CASE
-            WHEN succeeded + failed + cancelled + 1 < total THEN status
+            WHEN succeeded + failed + cancelled + %(batch_done)s < total THEN status
             WHEN status = 'in_progress' THEN 'completed'
             WHEN status = 'cancelling' THEN 'cancelled'
             ELSE status END,
         completed_at = CASE
-            WHEN succeeded + failed + cancelled + 1 >= total AND status = 'in_progress'
+            WHEN succeeded + failed + cancelled + %(batch_done)s >= total
+                AND status = 'in_progress'
             THEN now() ELSE completed_at END,
         cancelled_at = CASE
-            WHEN succeeded + failed + cancelled + 1 >= total AND status = 'cancelling'
+            WHEN succeeded + failed + cancelled + %(batch_done)s >= total
+                AND status = 'cancelling'
             THEN now() ELSE cancelled_at END
     FROM j WHERE batches.id = j.batch_id
     RETURNING batches.status
@@ -155,7 +164,11 @@ _BATCH = """, b AS (
 
 @cache
 def _statement(
-    outcome: str, with_attempt: bool, claimed: bool, only_from: tuple[str, ...] | None
+    outcome: str,
+    with_attempt: bool,
+    billed: bool,
+    claimed: bool,
+    only_from: tuple[str, ...] | None,
 ) -> str:
     terminal = _TARGET[outcome] in (JobStatus.SUCCEEDED, JobStatus.FAILED)
     allowed = sources_for(_TARGET[outcome])
@@ -168,13 +181,15 @@ def _statement(
         else f"status IN ({sources})"
     )
     bump = "attempt_count = attempt_count + 1, " if with_attempt else ""
+    bill = _BILL if billed else ""
+    batch = terminal or billed  # the batch's counters move when a job ends or pays
     return (
-        f"WITH j AS (UPDATE jobs SET {bump}{_JOB_SET[outcome]} "
+        f"WITH j AS (UPDATE jobs SET {bump}{_JOB_SET[outcome]}{bill} "
         f"WHERE id = %(job_id)s AND {guard} RETURNING id, attempt_count, batch_id)"
         + (_ATTEMPT if with_attempt else "")
-        + (_BATCH if terminal else "")
+        + (_BATCH if batch else "")
         + " SELECT (SELECT count(*) FROM j) AS moved, (SELECT batch_id FROM j) AS batch_id, "
-        + ("(SELECT status FROM b)" if terminal else "NULL")
+        + ("(SELECT status FROM b)" if batch else "NULL")
         + " AS batch_status"
     )
 
@@ -194,12 +209,21 @@ def record(
     reconciler, cancellation) it must be in a status the transition table allows — narrowed
     to ``only_from`` if given (e.g. never a job that a live worker holds).
     """
+    billed = attempt is not None and attempt.billed
+    if isinstance(outcome, Succeeded) and not billed:
+        raise ValueError("a success is recorded with the attempt that produced it")
     params: dict[str, Any] = {"job_id": job_id, "claim_token": claim_token}
     params.update(_outcome_params(outcome))
     if attempt is not None:
         params.update(_attempt_params(attempt))
+        if billed:
+            params.update(
+                batch_input_tokens=attempt.input_tokens or 0,
+                batch_output_tokens=attempt.output_tokens or 0,
+                batch_cost_usd=attempt.cost_usd or Decimal(0),
+            )
     stmt = _statement(
-        type(outcome).__name__, attempt is not None, claim_token is not None, only_from
+        type(outcome).__name__, attempt is not None, billed, claim_token is not None, only_from
     )
     with conn.cursor(row_factory=dict_row) as cursor:
         row = cursor.execute(stmt, params).fetchone()
@@ -209,8 +233,9 @@ def record(
 
 def _outcome_params(outcome: Outcome) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "batch_succeeded": 0,
-        "batch_failed": 0,
+        "batch_done": int(isinstance(outcome, Succeeded | Failed)),
+        "batch_succeeded": int(isinstance(outcome, Succeeded)),
+        "batch_failed": int(isinstance(outcome, Failed)),
         "batch_input_tokens": 0,
         "batch_output_tokens": 0,
         "batch_cost_usd": Decimal(0),
@@ -221,21 +246,13 @@ def _outcome_params(outcome: Outcome) -> dict[str, Any]:
                 result=orjson.dumps(outcome.result).decode(),
                 served_model=outcome.model_id,
                 served_provider=outcome.provider,
-                input_tokens=outcome.input_tokens,
-                output_tokens=outcome.output_tokens,
                 cached_tokens=outcome.cached_tokens,
-                cost_usd=outcome.cost_usd,
                 job_latency_ms=outcome.latency_ms,
-                batch_succeeded=1,
-                batch_input_tokens=outcome.input_tokens,
-                batch_output_tokens=outcome.output_tokens,
-                batch_cost_usd=outcome.cost_usd,
             )
         case Failed():
             params.update(
                 job_error_class=outcome.error_class,
                 job_error_message=outcome.error_message,
-                batch_failed=1,
             )
         case Retrying():
             params.update(lease_s=outcome.lease_s)

@@ -202,7 +202,14 @@ def test_when_every_model_fails_the_job_fails_with_the_last_reason(
     assert job["error"]["code"] == "content_filter"
     assert "no model left" in job["error"]["message"]
     assert job["result"] is None
-    assert job["cost_usd"] is None
+    # A filtered answer was still generated and is paid for: the ledger says so, exactly.
+    (attempt,) = job["attempts"]
+    price_in, price_out = PRICES["sim-gpt-mini"]
+    billed = (attempt["input_tokens"] * price_in + attempt["output_tokens"] * price_out) / 10**6
+    assert attempt["input_tokens"] > 0
+    assert Decimal(attempt["cost_usd"]) == billed
+    assert Decimal(job["cost_usd"]) == billed
+    assert job["usage"]["output_tokens"] == attempt["output_tokens"]
 
 
 @pytest.mark.usefixtures("workers")
