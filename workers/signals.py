@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
@@ -9,6 +10,7 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from workers.promoter import Promoter
 from workers.resources import reset_after_fork, resources
 
+log = logging.getLogger(__name__)
 _promoter: Promoter | None = None
 
 
@@ -20,9 +22,13 @@ def _fresh_resources(**_: Any) -> None:
 @worker_ready.connect
 def _start(**_: Any) -> None:
     global _promoter
-    resources()  # fail fast, before taking messages, if Postgres or Redis is unreachable
+    # The promoter starts whatever happens next: its loop retries until the services answer.
     _promoter = Promoter()
     _promoter.start()
+    try:
+        resources()  # connect now rather than on the first message
+    except Exception:
+        log.exception("Postgres or Redis unreachable at start; tasks will retry")
 
 
 @worker_shutdown.connect

@@ -41,10 +41,6 @@ class DelayedJobs:
         due = self._pop_due(keys=[DELAYED_JOBS_KEY], args=[now, limit])
         return [d.decode() if isinstance(d, bytes) else str(d) for d in due]
 
-    def next_due(self) -> float | None:
-        first = self._redis.zrange(DELAYED_JOBS_KEY, 0, 0, withscores=True)
-        return float(first[0][1]) if first else None
-
 
 def promote(conn: psycopg.Connection[Any], job_ids: Sequence[str]) -> list[JobRef]:
     """Move due waiting jobs back to queued; returns what must be published after commit."""

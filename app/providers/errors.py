@@ -132,9 +132,3 @@ ERROR_BY_KIND: dict[ErrorKind, type[ProviderError]] = {
         UnclassifiedProviderError,
     )
 }
-
-
-def error_for_kind(kind: ErrorKind | str, message: str, **kwargs: object) -> ProviderError:
-    """Build the ProviderError subclass for ``kind`` (used when replaying recorded errors)."""
-    cls = ERROR_BY_KIND[ErrorKind(kind)]
-    return cls(message, **kwargs)  # type: ignore[arg-type]

@@ -62,9 +62,6 @@ class Registry:
                 self._names.setdefault(alias, m)
         self._names.update(self.models)
 
-    def find(self, name: str) -> ModelInfo | None:
-        return self._names.get(name)
-
     def model(self, name: str, *, param: str | None = None) -> ModelInfo:
         """The enabled model called ``name`` (id or alias) on an enabled provider."""
         found = self._names.get(name)
