@@ -7,6 +7,8 @@
     ├── NotFound                     404 — no such job, batch or model
     ├── Conflict                     409 — e.g. an Idempotency-Key reused with another body
     ├── Unavailable                  503 — a dependency (Postgres, Redis) is down
+    ├── Unauthorized / Forbidden     401 / 403 — no or unknown credentials / not allowed
+    ├── BudgetExceeded               402 — a budget has no room for the job's worst case
     └── ProviderError                (app.providers.errors) — a classified upstream failure
 
 The API renders all of them as ``{"error": {"code", "message", "param"?, "line"?}}`` through
@@ -79,3 +81,24 @@ class Conflict(SwitchboardError):
 class Unavailable(SwitchboardError):
     code = "unavailable"
     http_status = 503
+
+
+class Unauthorized(SwitchboardError):
+    """401 — no credentials, or ones this gateway does not know."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(SwitchboardError):
+    """403 — known credentials that may not do this (a tenant key on an admin endpoint)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class BudgetExceeded(SwitchboardError):
+    """402 — the job's worst-case cost does not fit what is left of a budget."""
+
+    code = "budget_exceeded"
+    http_status = 402

@@ -134,6 +134,7 @@ class BatchRow(Base):
     input_file_id: Mapped[str | None] = mapped_column(Text)
     errors: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    project: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(Text)
     request_hash: Mapped[str | None] = mapped_column(Text)
     total: Mapped[int] = mapped_column(Integer)
@@ -196,6 +197,11 @@ class JobRow(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    project: Mapped[str | None] = mapped_column(Text)
+    # How the model chain was chosen (policy, strategy, reason, estimates); None: named models.
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Budget reservations this job holds until it ends: [{budget_id, window, usd}].
+    budget_holds: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _created()
     queued_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
@@ -261,9 +267,76 @@ class AttemptRow(Base):
     )
 
 
+class TenantRow(Base):
+    """Who owns jobs, batches and reports; callers authenticate with its gateway keys."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = _created()
+
+
+class GatewayKeyRow(Base):
+    """A tenant's key to this gateway: only its SHA-256 is kept (it is random, 256 bits)."""
+
+    __tablename__ = "gateway_keys"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(Text)
+    key_hash: Mapped[str] = mapped_column(Text, unique=True)
+    last_four: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class BudgetRow(Base):
+    """A spending limit for a tenant, or one project of it, per day, month or request."""
+
+    __tablename__ = "budgets"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    project: Mapped[str | None] = mapped_column(Text)  # None: the whole tenant
+    period: Mapped[str] = mapped_column(Text)  # day | month | request
+    limit_usd: Mapped[Decimal] = mapped_column(Money)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        Index(
+            "uq_budgets_tenant_id_project_period",
+            "tenant_id",
+            text("coalesce(project, '')"),
+            "period",
+            unique=True,
+        ),
+    )
+
+
+class BudgetWindowRow(Base):
+    """One budget's spend in one day or month: settled spend plus open reservations."""
+
+    __tablename__ = "budget_windows"
+
+    budget_id: Mapped[str] = mapped_column(
+        ForeignKey("budgets.id", ondelete="CASCADE"), primary_key=True
+    )
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    reserved_usd: Mapped[Decimal] = mapped_column(Money, server_default=text("0"))
+    spent_usd: Mapped[Decimal] = mapped_column(Money, server_default=text("0"))
+
+
 providers = cast(Table, ProviderRow.__table__)
 models = cast(Table, ModelRow.__table__)
 batches = cast(Table, BatchRow.__table__)
 jobs = cast(Table, JobRow.__table__)
 attempts = cast(Table, AttemptRow.__table__)
 api_keys = cast(Table, ApiKeyRow.__table__)
+tenants = cast(Table, TenantRow.__table__)
+gateway_keys = cast(Table, GatewayKeyRow.__table__)
+budgets = cast(Table, BudgetRow.__table__)
+budget_windows = cast(Table, BudgetWindowRow.__table__)
