@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = 300
 
     secret_key: SecretStr | None = None
+    # The operator's key to the API; tenants call with gateway keys the admin issues.
+    admin_key: SecretStr | None = None
 
     @property
     def resolved_simulator_url(self) -> str:

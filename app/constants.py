@@ -18,6 +18,9 @@ class Priority(StrEnum):
 # Workers of a provider consume its queues in this order.
 PRIORITY_ORDER: tuple[Priority, ...] = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
 
+# Owns what was submitted before tenants existed, and what the admin key submits.
+DEFAULT_TENANT = "default"
+
 RUN_JOB_TASK = "switchboard.run_job"
 RECONCILE_TASK = "switchboard.reconcile"
 

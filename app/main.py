@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,9 +12,11 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api import errors, health
+from app.api.auth import Gatekeeper, require_caller
 from app.api.state import ApiState
 from app.batches import endpoints as batches
 from app.batches.endpoints import BatchCreate
+from app.budgets import endpoints as budgets
 from app.config import Settings, get_settings
 from app.db.engine import make_engine, make_sessionmaker
 from app.embedded import resolve_urls
@@ -26,6 +29,10 @@ from app.registry.secrets import secret_box
 from app.registry.service import Registry, RegistryCache, load_registry
 from app.routing import endpoints as breakers
 from app.routing.breakers import CircuitBreakers
+from app.tenants import endpoints as tenants
+from app.tenants.keys import admin_key
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """A durable, multi-provider LLM job gateway.
 
@@ -52,7 +59,11 @@ def build_state(settings: Settings, dispatcher: Dispatcher | None = None) -> Api
         from workers.dispatch import CeleryDispatcher
 
         dispatcher = CeleryDispatcher(create_celery_app(urls.redis_url), client)
+    key = admin_key(settings)
+    if key is None:
+        log.warning("no SWITCHBOARD_ADMIN_KEY: only tenant keys are accepted")
     return ApiState(
+        gatekeeper=Gatekeeper(sessions, key),
         settings=settings,
         engine=engine,
         sessions=sessions,
@@ -88,15 +99,21 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    common = errors.documented(400, 404, 503)
+    common = errors.documented(400, 401, 403, 404, 503)
     app.include_router(health.router)
-    app.include_router(jobs.router, responses=common)
-    app.include_router(batches.router, responses=common)
-    app.include_router(models.router, responses=common)
-    app.include_router(models.providers_router, responses=common)
-    app.include_router(models.keys_router, responses=common)
-    app.include_router(usage.router, responses=common)
-    app.include_router(breakers.router, responses=common)
+    # Every endpoint but the health checks needs a key; admin-only ones say so themselves.
+    for router in (
+        jobs.router,
+        batches.router,
+        models.router,
+        models.providers_router,
+        models.keys_router,
+        usage.router,
+        breakers.router,
+        tenants.router,
+        budgets.router,
+    ):
+        app.include_router(router, responses=common, dependencies=[require_caller])
     _finish_openapi(app)
     return app
 

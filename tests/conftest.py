@@ -58,7 +58,10 @@ def stack() -> Iterator[Stack]:
         yield st
     finally:
         st.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if os.environ.get("SWITCHBOARD_KEEP_TEST_DATA"):
+            print(f"\nkept the test stack's data and logs in {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +118,21 @@ def api_url(stack: Stack) -> str:
 
 
 @pytest.fixture(scope="session")
-def api(api_url: str) -> Iterator[httpx.Client]:
+def admin_key(stack: Stack) -> str:
+    return stack.admin_key
+
+
+@pytest.fixture(scope="session")
+def api(api_url: str, admin_key: str) -> Iterator[httpx.Client]:
+    """The API as the operator (the admin key), acting for the ``default`` tenant."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with httpx.Client(base_url=api_url, timeout=60, headers=headers) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def anonymous(api_url: str) -> Iterator[httpx.Client]:
+    """The API with no credentials at all."""
     with httpx.Client(base_url=api_url, timeout=60) as client:
         yield client
 

@@ -37,6 +37,9 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for these error statuses, all in the one error shape."""
     meaning = {
         400: "Invalid input: the message names the field or line",
+        401: "No API key, or one this gateway does not know",
+        402: "A budget has no room for this job's worst-case cost",
+        403: "The key may not do this (e.g. a tenant key on an admin endpoint)",
         404: "No such resource",
         409: "Idempotency-Key reused for a different request",
         413: "Too large",
@@ -48,6 +51,8 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 _HTTP_CODES = {
     400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",

@@ -8,6 +8,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.api.auth import Gatekeeper
 from app.config import Settings
 from app.jobs.service import Dispatcher
 from app.registry.secrets import SecretBox
@@ -25,6 +26,7 @@ class ApiState:
     dispatcher: Dispatcher
     secrets: SecretBox | None = None
     breakers: CircuitBreakers | None = None
+    gatekeeper: Gatekeeper | None = None
 
     def usable(self, model: ModelInfo) -> bool:
         """Not behind an open breaker: where a new job should start."""

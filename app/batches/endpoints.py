@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from app.api.auth import CurrentCaller
 from app.api.deps import CurrentRegistry, IdempotencyKey, ReadSession, State
 from app.api.errors import documented
 from app.api.publish import publish_after_commit
@@ -30,7 +31,7 @@ from app.batches.service import (
 from app.constants import MAX_BATCH_REQUESTS, Priority
 from app.db.engine import unit_of_work
 from app.errors import BatchTooLarge, InvalidInput
-from app.jobs.schemas import BatchItem, BatchLine, Metadata, Strict
+from app.jobs.schemas import BatchItem, BatchLine, Metadata, Project, Strict
 from app.registry.service import Registry
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -50,6 +51,7 @@ class BatchEnvelope(Strict):
     completion_window: Literal["24h"] = "24h"
     metadata: Metadata | None = None
     priority: Priority = Priority.LOW
+    project: Project | None = None
 
 
 class BatchCreate(BatchEnvelope):
@@ -62,6 +64,7 @@ class BatchCreate(BatchEnvelope):
 
 class BatchQueryOptions(Strict):
     priority: Priority = Priority.LOW
+    project: Project | None = None
     completion_window: Literal["24h"] = "24h"
     endpoint: Literal["/v1/chat/completions"] = "/v1/chat/completions"
     metadata: Metadata | None = None
@@ -86,6 +89,13 @@ _BODY_DOC: dict[str, Any] = {
             "description": "For JSONL bodies (JSON bodies carry it inside).",
         },
         {
+            "name": "project",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "For JSONL bodies: the tenant's project the jobs belong to.",
+        },
+        {
             "name": "metadata",
             "in": "query",
             "required": False,
@@ -101,10 +111,11 @@ _BODY_DOC: dict[str, Any] = {
     status_code=status.HTTP_200_OK,
     summary="Submit a batch of chat jobs (JSON `requests` or a JSONL body)",
     openapi_extra=_BODY_DOC,
-    responses={200: {"model": BatchOut}, **documented(409, 413, 415)},
+    responses={200: {"model": BatchOut}, **documented(402, 409, 413, 415)},
 )
 async def create_batch(
     request: Request,
+    caller: CurrentCaller,
     state: State,
     registry: CurrentRegistry,
     idempotency_key: IdempotencyKey,
@@ -134,7 +145,7 @@ async def create_batch(
             http_status=415,
         )
     submitted = await run_in_threadpool(
-        _submit, state, registry, requests, options, idempotency_key, lines
+        _submit, state, registry, requests, options, idempotency_key, lines, caller.tenant_id
     )
     if submitted.created:
         await run_in_threadpool(publish_after_commit, state.dispatcher, submitted.refs)
@@ -149,6 +160,7 @@ def _submit(
     options: BatchOptions,
     idempotency_key: str | None,
     lines: list[int] | None,
+    tenant_id: str,
 ) -> SubmittedBatch:
     with unit_of_work(state.sessions) as session:
         return submit_batch(
@@ -156,6 +168,7 @@ def _submit(
             requests,
             registry,
             options,
+            tenant_id=tenant_id,
             idempotency_key=idempotency_key,
             line_numbers=lines,
             usable=state.usable,
@@ -195,6 +208,7 @@ def _from_json(body: bytes, state: ApiState) -> tuple[BatchOptions, list[BatchRe
         completion_window=envelope.completion_window,
         priority=envelope.priority,
         metadata=envelope.metadata,
+        project=envelope.project,
     )
     return options, requests, None
 
@@ -221,15 +235,15 @@ def _from_jsonl(
         completion_window=parsed.completion_window,
         priority=parsed.priority,
         metadata=parsed.metadata,
+        project=parsed.project,
     )
     return options, requests, lines
 
 
 @router.get("/{batch_id}", summary="A batch's status and request counts", response_model=BatchOut)
-def read_batch(batch_id: BatchId, session: ReadSession) -> Response:
-    return Response(
-        orjson.dumps(batch_object(get_batch(session, batch_id))), media_type="application/json"
-    )
+def read_batch(batch_id: BatchId, caller: CurrentCaller, session: ReadSession) -> Response:
+    batch = get_batch(session, batch_id, tenant_id=caller.scope())
+    return Response(orjson.dumps(batch_object(batch)), media_type="application/json")
 
 
 class ResultPage(BaseModel):
@@ -248,13 +262,14 @@ class ResultPage(BaseModel):
 )
 def read_results(
     batch_id: BatchId,
+    caller: CurrentCaller,
     state: State,
     session: ReadSession,
     after: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     format: Annotated[Literal["json", "jsonl"], Query()] = "json",
 ) -> Response:
-    get_batch(session, batch_id)
+    get_batch(session, batch_id, tenant_id=caller.scope())
     if format == "jsonl":
         return StreamingResponse(_jsonl(state, batch_id), media_type="application/jsonl")
     rows, more = result_page(session, batch_id, after=after, limit=limit)

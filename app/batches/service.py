@@ -12,7 +12,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.batches.input import BatchRequest
-from app.constants import Priority
+from app.budgets.service import applicable, reserve
+from app.budgets.worst_case import worst_case_usd
+from app.constants import DEFAULT_TENANT, Priority
 from app.db.tables import BatchRow, JobRow, batches
 from app.errors import Conflict, InvalidInput, NotFound
 from app.ids import batch_id as new_batch_id
@@ -38,6 +40,7 @@ class BatchOptions:
     completion_window: str = "24h"
     priority: Priority = Priority.LOW
     metadata: dict[str, str] | None = None
+    project: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,7 @@ def submit_batch(
     registry: Registry,
     options: BatchOptions,
     *,
-    tenant_id: str = "default",
+    tenant_id: str = DEFAULT_TENANT,
     idempotency_key: str | None = None,
     line_numbers: Sequence[int] | None = None,
     usable: Callable[[ModelInfo], bool] | None = None,
@@ -83,6 +86,7 @@ def submit_batch(
                 options.completion_window,
                 options.priority.value,
                 options.metadata,
+                options.project,
             ],
         }
     )
@@ -95,6 +99,7 @@ def submit_batch(
         "completion_window": options.completion_window,
         "priority": options.priority.value,
         "metadata": options.metadata or {},
+        "project": options.project,
         "idempotency_key": idempotency_key,
         "request_hash": digest,
         "total": len(requests),
@@ -125,14 +130,35 @@ def submit_batch(
             custom_id=r.custom_id,
             metadata=r.metadata,
             batch_id=batch_values["id"],
+            project=options.project,
             start=starts[id(chain)],
         )
         for r, chain in zip(requests, chains, strict=True)
     ]
+    _hold_budget(session, rows, chains, tenant_id, options.project, now)
     insert_jobs(session, rows)
     batch = session.get_one(BatchRow, batch_values["id"])
     refs = [JobRef(r["id"], r["provider"], r["priority"]) for r in rows]
     return SubmittedBatch(batch, [r["id"] for r in rows], refs, created=True)
+
+
+def _hold_budget(
+    session: Session,
+    rows: list[dict[str, Any]],
+    chains: list[list[ModelInfo]],
+    tenant_id: str,
+    project: str | None,
+    now: datetime,
+) -> None:
+    """Reserve every job's worst case at once: the whole batch fits its budgets, or none of
+    it is accepted."""
+    if not applicable(session, tenant_id, project):
+        return
+    amounts = [worst_case_usd(r["request"], c) for r, c in zip(rows, chains, strict=True)]
+    holds = reserve(session, tenant_id, project, amounts, now=now)
+    if holds is not None:
+        for row, job_holds in zip(rows, holds, strict=True):
+            row["budget_holds"] = job_holds
 
 
 def _resolve_all(
@@ -179,9 +205,10 @@ def _existing(session: Session, tenant_id: str, key: str | None, digest: str) ->
     return SubmittedBatch(batch, ids, [], created=False)
 
 
-def get_batch(session: Session, batch_id: str, *, tenant_id: str = "default") -> BatchRow:
+def get_batch(session: Session, batch_id: str, *, tenant_id: str | None) -> BatchRow:
+    """The batch, if it exists and belongs to ``tenant_id`` (``None``: any tenant's)."""
     batch = session.get(BatchRow, batch_id)
-    if batch is None or batch.tenant_id != tenant_id:
+    if batch is None or (tenant_id is not None and batch.tenant_id != tenant_id):
         raise NotFound(f"no batch {batch_id!r}", code="batch_not_found")
     return batch
 

@@ -160,7 +160,7 @@ def run_scenario(
         for i in range(jobs)
     ]
     started = time.monotonic()
-    with ApiClient(api_url) as client:
+    with ApiClient(api_url, api_key=stack.admin_key) as client:
         batch = client.submit_batch({"requests": requests, "priority": "normal"})
         if scenario.disrupt is not None:
             _wait_for(client, batch["id"], done=jobs // 3, timeout_s=timeout_s)

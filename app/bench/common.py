@@ -130,7 +130,7 @@ def rate_limited_stack(
     try:
         with (
             bench_stack(data_dir, simulator, [provider], quiet=quiet) as (stack, api_url),
-            ApiClient(api_url, timeout=600) as client,
+            ApiClient(api_url, timeout=600, api_key=stack.admin_key) as client,
         ):
             client.update_provider(provider, dict(limits))
             for i in range(keys if keys > 1 else 0):

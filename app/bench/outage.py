@@ -51,7 +51,7 @@ def run_outage(
             assert stack.simulator_url is not None
             control = SimulatorControl(stack.simulator_url)
             engine = create_engine(stack.urls.database_url, poolclass=pool.NullPool)
-            with ApiClient(api, timeout=120) as client:
+            with ApiClient(api, timeout=120, api_key=stack.admin_key) as client:
                 baseline = _stream(client, engine, jobs, rate_per_s)
                 control.configure(_broken(mode))
                 control.reset()

@@ -55,7 +55,7 @@ def run_throughput(
         ) as (stack, api_url):
             assert stack.urls is not None
             engine = make_engine(stack.urls.database_url, pool_size=1)
-            with ApiClient(api_url, timeout=600) as client:
+            with ApiClient(api_url, timeout=600, api_key=stack.admin_key) as client:
                 # Warm up: connections, registry caches, imports on every worker.
                 warm = client.submit_batch({"requests": requests(200, MODELS, "warm")})
                 client.wait_for_batch(warm["id"], show_progress=False, poll_s=0.05)

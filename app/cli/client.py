@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from app.config import get_settings
 from app.errors import SwitchboardError, Unavailable
+from app.tenants.keys import admin_key
 
 TERMINAL_BATCH = {"completed", "failed", "expired", "cancelled"}
 
@@ -18,10 +21,20 @@ class ApiError(SwitchboardError):
     """An error the API answered with, carried over as-is."""
 
 
+def default_api_key() -> str | None:
+    """``SWITCHBOARD_API_KEY`` (a tenant's key), else the admin key: from
+    ``SWITCHBOARD_ADMIN_KEY`` or the data folder of a stack started on this machine."""
+    return os.environ.get("SWITCHBOARD_API_KEY") or admin_key(get_settings())
+
+
 class ApiClient:
-    def __init__(self, base_url: str, *, timeout: float = 120.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 120.0, api_key: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        key = api_key or default_api_key()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()

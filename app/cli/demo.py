@@ -128,7 +128,7 @@ def run_demo(*, jobs: int) -> None:
             f"stack up in {time.monotonic() - started:.1f}s — "
             f"workers for {', '.join(DEMO_PROVIDERS)}"
         )
-        with ApiClient(api_url) as client:
+        with ApiClient(api_url, api_key=stack.admin_key) as client:
             batch = client.submit_batch({"requests": demo_requests(jobs), "priority": "normal"})
             console.print(f"submitted batch {batch['id']} with {jobs} jobs")
             batch = client.wait_for_batch(batch["id"])

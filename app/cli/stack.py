@@ -25,6 +25,7 @@ from app.config import Settings
 from app.embedded import EmbeddedStack, ServiceUrls, free_port, to_sqlalchemy_url
 from app.errors import Unavailable
 from app.registry.secrets import master_key
+from app.tenants.keys import admin_key
 
 CELERY_APP = "workers.celery_app:celery_app"
 
@@ -143,8 +144,17 @@ class Stack:
             key = master_key(Settings(data_dir=self.options.data_dir), create=True)
             assert key is not None
             env["SWITCHBOARD_SECRET_KEY"] = key
+        env["SWITCHBOARD_ADMIN_KEY"] = self.admin_key
         env.update(self.options.extra_env)
         return env
+
+    @property
+    def admin_key(self) -> str:
+        """The key the stack's API takes as the admin's: ``SWITCHBOARD_ADMIN_KEY``, else one
+        kept in the data folder (made on first start)."""
+        key = admin_key(Settings(data_dir=self.options.data_dir), create=True)
+        assert key is not None
+        return key
 
     # -- processes --------------------------------------------------------------------
     def spawn(self, name: str, argv: list[str]) -> Child:

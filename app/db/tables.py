@@ -199,9 +199,9 @@ class JobRow(Base):
     webhook_url: Mapped[str | None] = mapped_column(Text)
     project: Mapped[str | None] = mapped_column(Text)
     # How the model chain was chosen (policy, strategy, reason, estimates); None: named models.
-    routing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     # Budget reservations this job holds until it ends: [{budget_id, window, usd}].
-    budget_holds: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    budget_holds: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[datetime] = _created()
     queued_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]

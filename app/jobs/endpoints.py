@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
+from app.api.auth import CurrentCaller
 from app.api.deps import CurrentRegistry, IdempotencyKey, ReadSession, State, UnitOfWork
 from app.api.errors import documented
 from app.api.publish import publish_after_commit
@@ -16,12 +17,14 @@ from app.jobs.schemas import (
     ErrorInfo,
     JobAccepted,
     JobCreate,
+    JobList,
     JobOut,
     JobResult,
     ToolCallOut,
     Usage,
 )
-from app.jobs.service import get_job, job_attempts, submit_job
+from app.jobs.service import cancel_job, get_job, job_attempts, list_jobs, submit_job
+from app.jobs.states import JobStatus
 from app.ledger.cost import format_usd
 
 log = logging.getLogger(__name__)
@@ -35,10 +38,11 @@ JobId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
     status_code=status.HTTP_202_ACCEPTED,
     summary="Submit one chat job",
     response_model=JobAccepted,
-    responses=documented(409),
+    responses=documented(402, 409),
 )
 def create_job(
     spec: JobCreate,
+    caller: CurrentCaller,
     state: State,
     uow: UnitOfWork,
     registry: CurrentRegistry,
@@ -49,6 +53,7 @@ def create_job(
             session,
             spec,
             registry,
+            tenant_id=caller.tenant_id,
             default_deadline_s=state.settings.default_deadline_s,
             idempotency_key=idempotency_key,
             usable=state.usable,
@@ -59,14 +64,54 @@ def create_job(
     return JobAccepted(id=job_id, status=job_status, created=submitted.created)
 
 
+@router.get("", summary="Jobs, newest first")
+def read_jobs(
+    caller: CurrentCaller,
+    session: ReadSession,
+    status: Annotated[JobStatus | None, Query()] = None,
+    batch_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None,
+    after: Annotated[
+        str | None,
+        Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$", description="The last id seen."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JobList:
+    rows, more = list_jobs(
+        session,
+        tenant_id=caller.scope(),
+        status=status,
+        batch_id=batch_id,
+        after=after,
+        limit=limit,
+    )
+    return JobList(
+        data=[job_out(r, None) for r in rows],
+        first_id=rows[0].id if rows else None,
+        last_id=rows[-1].id if rows else None,
+        has_more=more,
+    )
+
+
 @router.get("/{job_id}", summary="A job's status, result, model, tokens, cost and attempts")
 def read_job(
     job_id: JobId,
+    caller: CurrentCaller,
     session: ReadSession,
     attempts: Annotated[bool, Query(description="Include every attempt.")] = True,
 ) -> JobOut:
-    job = get_job(session, job_id)
+    job = get_job(session, job_id, tenant_id=caller.scope())
     return job_out(job, job_attempts(session, job_id) if attempts else None)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    summary="Cancel a job that has not started (queued or waiting)",
+    responses=documented(409),
+)
+def cancel(job_id: JobId, caller: CurrentCaller, uow: UnitOfWork) -> JobOut:
+    with uow() as session:
+        job = cancel_job(session, job_id, tenant_id=caller.scope())
+        return job_out(job, job_attempts(session, job_id))
 
 
 def job_out(job: JobRow, attempts: list[AttemptRow] | None) -> JobOut:
@@ -105,6 +150,7 @@ def job_out(job: JobRow, attempts: list[AttemptRow] | None) -> JobOut:
         attempt_count=job.attempt_count,
         attempts=None if attempts is None else [attempt_out(a) for a in attempts],
         error=error,
+        project=job.project,
         metadata=job.metadata_ or {},
         created_at=job.created_at,
         queued_at=job.queued_at,

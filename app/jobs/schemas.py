@@ -149,10 +149,16 @@ class ChatParams(StorableRequest):
 _CHAT_FIELDS = set(ChatParams.model_fields) - {"model", "prompt"}
 
 
+Project = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
 class JobCreate(ChatParams):
     """``POST /v1/jobs``: one chat job."""
 
     priority: Priority = Priority.NORMAL
+    project: Project | None = Field(
+        default=None, description="The tenant's project: for per-project budgets and reports."
+    )
     metadata: Metadata | None = None
     custom_id: CustomId | None = None
     deadline_s: Annotated[float, Field(gt=0, le=MAX_DEADLINE_S)] | None = Field(
@@ -242,6 +248,7 @@ class JobOut(BaseModel):
     attempt_count: int
     attempts: list[AttemptOut] | None = None
     error: ErrorInfo | None
+    project: str | None = None
     metadata: dict[str, str]
     created_at: datetime
     queued_at: datetime | None
@@ -254,3 +261,11 @@ class JobAccepted(BaseModel):
     object: Literal["job"] = "job"
     status: JobStatus
     created: bool = Field(description="False when an Idempotency-Key matched an earlier job.")
+
+
+class JobList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[JobOut]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool

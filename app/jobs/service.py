@@ -9,16 +9,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.constants import Priority
+from app.budgets.service import reserve
+from app.budgets.worst_case import worst_case_usd
+from app.constants import DEFAULT_TENANT, Priority
 from app.db.tables import AttemptRow, JobRow, jobs
 from app.errors import Conflict, InvalidInput, NotFound
 from app.ids import job_id as new_job_id
 from app.jobs.schemas import ChatParams, JobCreate
 from app.jobs.states import JobStatus
+from app.ledger.record import Cancelled, record
 from app.registry.service import ModelInfo, Registry
 
 
@@ -79,6 +82,7 @@ def job_values(
     custom_id: str | None = None,
     metadata: dict[str, str] | None = None,
     batch_id: str | None = None,
+    project: str | None = None,
     start: int = 0,
 ) -> dict[str, Any]:
     """The row for a new queued job (shared by single submissions and batches)."""
@@ -94,6 +98,7 @@ def job_values(
         "chain_index": start,
         "provider": chain[start].provider,
         "metadata": metadata or {},
+        "project": project,
         "created_at": now,
         "queued_at": now,
         "deadline_at": now + timedelta(seconds=deadline_s),
@@ -112,11 +117,13 @@ _COPY_COLUMNS = (
     "chain_index",
     "provider",
     "metadata",
+    "project",
+    "budget_holds",
     "created_at",
     "queued_at",
     "deadline_at",
 )
-_JSON_COLUMNS = frozenset({"request", "metadata"})
+_JSON_COLUMNS = frozenset({"request", "metadata", "budget_holds"})
 
 
 def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -132,7 +139,9 @@ def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         for row in rows:
             copy.write_row(
                 [
-                    orjson.dumps(row[c]).decode() if c in _JSON_COLUMNS else row.get(c)
+                    orjson.dumps(row[c]).decode()
+                    if c in _JSON_COLUMNS and row.get(c) is not None
+                    else row.get(c)
                     for c in _COPY_COLUMNS
                 ]
             )
@@ -154,11 +163,14 @@ def submit_job(
     registry: Registry,
     *,
     default_deadline_s: float,
-    tenant_id: str = "default",
+    tenant_id: str = DEFAULT_TENANT,
     idempotency_key: str | None = None,
     usable: Callable[[ModelInfo], bool] | None = None,
 ) -> Submitted:
-    """Insert one queued job, or find the one an earlier call with the same key created."""
+    """Insert one queued job, or find the one an earlier call with the same key created.
+
+    A new job reserves its worst-case cost against the budgets that apply to it; with no
+    room, ``BudgetExceeded`` and nothing is written (the caller's transaction rolls back)."""
     chain = resolve_chain(registry, spec)
     now = datetime.now(UTC)
     values = job_values(
@@ -170,6 +182,7 @@ def submit_job(
         deadline_s=spec.deadline_s or default_deadline_s,
         custom_id=spec.custom_id,
         metadata=spec.metadata,
+        project=spec.project,
         start=first_usable(chain, usable),
     )
     digest = request_hash(spec.model_dump(mode="json", exclude_none=True))
@@ -193,14 +206,43 @@ def submit_job(
                 code="idempotency_key_reused",
             )
         return Submitted(existing, created=False)
+    holds = reserve(
+        session, tenant_id, spec.project, [worst_case_usd(values["request"], chain)], now=now
+    )
+    if holds is not None:
+        session.execute(update(jobs).where(jobs.c.id == inserted).values(budget_holds=holds[0]))
     return Submitted(session.get_one(JobRow, inserted), created=True)
 
 
-def get_job(session: Session, job_id: str, *, tenant_id: str = "default") -> JobRow:
+def get_job(session: Session, job_id: str, *, tenant_id: str | None) -> JobRow:
+    """The job, if it exists and belongs to ``tenant_id`` (``None``: any tenant's)."""
     job = session.get(JobRow, job_id)
-    if job is None or job.tenant_id != tenant_id:
+    if job is None or (tenant_id is not None and job.tenant_id != tenant_id):
         raise NotFound(f"no job {job_id!r}", code="job_not_found")
     return job
+
+
+def list_jobs(
+    session: Session,
+    *,
+    tenant_id: str | None,
+    status: JobStatus | None = None,
+    batch_id: str | None = None,
+    after: str | None = None,
+    limit: int = 100,
+) -> tuple[list[JobRow], bool]:
+    """Newest first (ids sort by creation time); ``after`` is the last id of the page before."""
+    query = select(JobRow)
+    if tenant_id is not None:
+        query = query.where(JobRow.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(JobRow.status == status.value)
+    if batch_id is not None:
+        query = query.where(JobRow.batch_id == batch_id)
+    if after is not None:
+        query = query.where(JobRow.id < after)
+    rows = list(session.scalars(query.order_by(JobRow.id.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
 
 
 def job_attempts(session: Session, job_id: str) -> list[AttemptRow]:
@@ -209,3 +251,28 @@ def job_attempts(session: Session, job_id: str) -> list[AttemptRow]:
             select(AttemptRow).where(AttemptRow.job_id == job_id).order_by(AttemptRow.number)
         )
     )
+
+
+def cancel_job(session: Session, job_id: str, *, tenant_id: str | None) -> JobRow:
+    """Cancel a job no worker holds; a running one is left to finish (409 ``job_running``),
+    and a finished one stays as it ended (409 ``job_finished``). Its budget reservation is
+    released in the same statement (app/ledger/record.py)."""
+    job = get_job(session, job_id, tenant_id=tenant_id)
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    moved = record(
+        raw,
+        job_id,
+        Cancelled(),
+        only_from=(JobStatus.QUEUED.value, JobStatus.WAITING.value),
+    ).moved
+    session.expire_all()
+    job = get_job(session, job_id, tenant_id=tenant_id)
+    if not moved and job.status != JobStatus.CANCELLED:
+        running = job.status == JobStatus.RUNNING
+        raise Conflict(
+            f"job {job_id!r} is {job.status}: "
+            + ("it is being served and cannot be cancelled" if running else "it has ended"),
+            code="job_running" if running else "job_finished",
+        )
+    return job

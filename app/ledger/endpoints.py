@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from app.api.auth import CurrentCaller
 from app.api.deps import ReadSession
 from app.ledger.cost import format_usd
 from app.ledger.reports import usage_by_model
@@ -38,10 +39,11 @@ class UsageReport(BaseModel):
 
 @router.get("", summary="Usage and cost per model")
 def usage(
+    caller: CurrentCaller,
     session: ReadSession,
     batch_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None,
 ) -> UsageReport:
-    rows = usage_by_model(session, batch_id=batch_id)
+    rows = usage_by_model(session, tenant_id=caller.scope(), batch_id=batch_id)
     total = sum((r.cost_usd for r in rows), start=Decimal(0))
     return UsageReport(
         batch_id=batch_id,

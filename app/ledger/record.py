@@ -20,7 +20,7 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row
 
-from app.jobs.states import JobStatus, sources_for
+from app.jobs.states import TERMINAL, JobStatus, sources_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,12 @@ class Requeued:
     provider: str
 
 
-Outcome = Succeeded | Failed | Retrying | Waiting | Requeued
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """The caller cancelled a job no worker holds."""
+
+
+Outcome = Succeeded | Failed | Retrying | Waiting | Requeued | Cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,7 @@ _JOB_SET: dict[str, str] = {
     "Waiting": "status = 'waiting', not_before = %(not_before)s, lease_until = NULL",
     "Requeued": """status = 'queued', queued_at = now(), chain_index = %(chain_index)s,
         provider = %(next_provider)s, lease_until = NULL""",
+    "Cancelled": """status = 'cancelled', finished_at = now(), lease_until = NULL""",
 }
 _TARGET: dict[str, JobStatus] = {
     "Succeeded": JobStatus.SUCCEEDED,
@@ -119,6 +125,7 @@ _TARGET: dict[str, JobStatus] = {
     "Retrying": JobStatus.RUNNING,
     "Waiting": JobStatus.WAITING,
     "Requeued": JobStatus.QUEUED,
+    "Cancelled": JobStatus.CANCELLED,
 }
 
 # What an attempt was billed is added to the job's totals (a filtered answer is paid for too).
@@ -141,6 +148,7 @@ _BATCH = """, b AS (
     UPDATE batches SET
         succeeded = succeeded + %(batch_succeeded)s,
         failed = failed + %(batch_failed)s,
+        cancelled = cancelled + %(batch_cancelled)s,
         input_tokens = input_tokens + %(batch_input_tokens)s,
         output_tokens = output_tokens + %(batch_output_tokens)s,
         cost_usd = cost_usd + %(batch_cost_usd)s,
@@ -162,6 +170,19 @@ _BATCH = """, b AS (
 )"""
 
 
+# A job that ends gives back its budget reservations and pays what it really cost. ``h``
+# reads the holds as they were before this statement (``j`` clears them), so they are settled
+# exactly once: only the statement whose UPDATE moved the job sees a row in ``j``.
+_SETTLE = """, h AS (SELECT budget_holds FROM jobs WHERE id = %(job_id)s),
+s AS (
+    UPDATE budget_windows w SET reserved_usd = w.reserved_usd - x.usd,
+        spent_usd = w.spent_usd + coalesce(j.job_cost_usd, 0)
+    FROM j, h, jsonb_to_recordset(h.budget_holds) AS x(budget_id text, window_start timestamptz,
+        usd numeric)
+    WHERE w.budget_id = x.budget_id AND w.window_start = x.window_start
+)"""
+
+
 @cache
 def _statement(
     outcome: str,
@@ -170,7 +191,7 @@ def _statement(
     claimed: bool,
     only_from: tuple[str, ...] | None,
 ) -> str:
-    terminal = _TARGET[outcome] in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+    terminal = _TARGET[outcome] in TERMINAL
     allowed = sources_for(_TARGET[outcome])
     if only_from is not None:
         allowed = [s for s in allowed if s in only_from]
@@ -182,11 +203,14 @@ def _statement(
     )
     bump = "attempt_count = attempt_count + 1, " if with_attempt else ""
     bill = _BILL if billed else ""
+    release = ", budget_holds = NULL" if terminal else ""
     batch = terminal or billed  # the batch's counters move when a job ends or pays
     return (
-        f"WITH j AS (UPDATE jobs SET {bump}{_JOB_SET[outcome]}{bill} "
-        f"WHERE id = %(job_id)s AND {guard} RETURNING id, attempt_count, batch_id)"
+        f"WITH j AS (UPDATE jobs SET {bump}{_JOB_SET[outcome]}{bill}{release} "
+        f"WHERE id = %(job_id)s AND {guard} "
+        "RETURNING id, attempt_count, batch_id, cost_usd AS job_cost_usd)"
         + (_ATTEMPT if with_attempt else "")
+        + (_SETTLE if terminal else "")
         + (_BATCH if batch else "")
         + " SELECT (SELECT count(*) FROM j) AS moved, (SELECT batch_id FROM j) AS batch_id, "
         + ("(SELECT status FROM b)" if batch else "NULL")
@@ -233,9 +257,10 @@ def record(
 
 def _outcome_params(outcome: Outcome) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "batch_done": int(isinstance(outcome, Succeeded | Failed)),
+        "batch_done": int(isinstance(outcome, Succeeded | Failed | Cancelled)),
         "batch_succeeded": int(isinstance(outcome, Succeeded)),
         "batch_failed": int(isinstance(outcome, Failed)),
+        "batch_cancelled": int(isinstance(outcome, Cancelled)),
         "batch_input_tokens": 0,
         "batch_output_tokens": 0,
         "batch_cost_usd": Decimal(0),

@@ -36,20 +36,22 @@ _JOBS = text(
         percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,
         percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95
     FROM jobs
-    WHERE tenant_id = :tenant_id AND (CAST(:batch_id AS text) IS NULL OR batch_id = :batch_id)
+    WHERE (CAST(:tenant_id AS text) IS NULL OR tenant_id = :tenant_id)
+        AND (CAST(:batch_id AS text) IS NULL OR batch_id = :batch_id)
     GROUP BY 1"""
 )
 _ATTEMPTS = text(
     """SELECT a.model_id AS model, count(*) AS attempts,
         count(*) FILTER (WHERE a.status = 'failed') AS failed_attempts
     FROM attempts a JOIN jobs j ON j.id = a.job_id
-    WHERE j.tenant_id = :tenant_id AND (CAST(:batch_id AS text) IS NULL OR j.batch_id = :batch_id)
+    WHERE (CAST(:tenant_id AS text) IS NULL OR j.tenant_id = :tenant_id)
+        AND (CAST(:batch_id AS text) IS NULL OR j.batch_id = :batch_id)
     GROUP BY 1"""
 )
 
 
 def usage_by_model(
-    session: Session, *, tenant_id: str = "default", batch_id: str | None = None
+    session: Session, *, tenant_id: str | None, batch_id: str | None = None
 ) -> list[ModelUsage]:
     params = {"tenant_id": tenant_id, "batch_id": batch_id}
     attempts = {r.model: r for r in session.execute(_ATTEMPTS, params)}

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, SecretStr
 
+from app.api.auth import AdminCaller
 from app.api.deps import CurrentRegistry, ReadSession, State, UnitOfWork
 from app.api.errors import documented
 from app.db.tables import ApiKeyRow, ProviderRow
@@ -147,6 +148,7 @@ def list_providers(registry: CurrentRegistry) -> ProviderList:
 def patch_provider(
     name: Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9-]+$")],
     change: ProviderUpdate,
+    _: AdminCaller,
     state: State,
     uow: UnitOfWork,
 ) -> ProviderOut:
@@ -214,7 +216,9 @@ KeyId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
     response_model=KeyOut,
     responses=documented(409),
 )
-def create_key(body: KeyCreate, state: State, uow: UnitOfWork, registry: CurrentRegistry) -> KeyOut:
+def create_key(
+    body: KeyCreate, _: AdminCaller, state: State, uow: UnitOfWork, registry: CurrentRegistry
+) -> KeyOut:
     if state.secrets is None:
         raise Unavailable("set SWITCHBOARD_SECRET_KEY to store provider keys", code="no_secret_key")
     limits = KeyLimits(body.rpm, body.tpm, body.itpm, body.otpm)
@@ -233,6 +237,7 @@ def create_key(body: KeyCreate, state: State, uow: UnitOfWork, registry: Current
 
 @keys_router.get("", summary="Stored keys, by fingerprint")
 def read_keys(
+    _: AdminCaller,
     session: ReadSession,
     provider: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z0-9-]+$")] = None,
 ) -> KeyList:
@@ -240,7 +245,7 @@ def read_keys(
 
 
 @keys_router.post("/{key_id}/enable", summary="Use a disabled key again", response_model=KeyOut)
-def enable_key(key_id: KeyId, uow: UnitOfWork) -> KeyOut:
+def enable_key(key_id: KeyId, _: AdminCaller, uow: UnitOfWork) -> KeyOut:
     with uow() as session:
         get_key(session, key_id)
         set_enabled(session, key_id, True)
@@ -249,7 +254,7 @@ def enable_key(key_id: KeyId, uow: UnitOfWork) -> KeyOut:
 
 
 @keys_router.delete("/{key_id}", status_code=204, summary="Forget a stored key")
-def remove_key(key_id: KeyId, uow: UnitOfWork) -> Response:
+def remove_key(key_id: KeyId, _: AdminCaller, uow: UnitOfWork) -> Response:
     with uow() as session:
         delete_key(session, key_id)
     return Response(status_code=204)

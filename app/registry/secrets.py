@@ -7,8 +7,10 @@ starts; a deployment on external Postgres must set the variable on every process
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -57,20 +59,25 @@ def new_master_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def master_key(settings: Settings, *, create: bool = False) -> str | None:
-    """The configured master key, else the data folder's (made if ``create``)."""
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value()
-    path = Path(settings.data_dir) / KEY_FILE
+def folder_secret(path: Path, make: Callable[[], str], *, create: bool) -> str | None:
+    """A secret kept in a file of the data folder (mode 0600), made once if ``create``."""
     if path.exists():
         return path.read_text().strip()
     if not create:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(new_master_key())
+    with contextlib.suppress(FileExistsError):  # another process made it first: read theirs
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(make())
     return path.read_text().strip()
+
+
+def master_key(settings: Settings, *, create: bool = False) -> str | None:
+    """The configured master key, else the data folder's (made if ``create``)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    return folder_secret(Path(settings.data_dir) / KEY_FILE, new_master_key, create=create)
 
 
 def secret_box(settings: Settings) -> SecretBox | None:

@@ -8,6 +8,7 @@ be refused by rules JSON Schema cannot state (an unknown model name, ``prompt`` 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,26 +29,64 @@ schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 schema = schemathesis.openapi.from_dict(create_app().openapi())
 
 
+# What the admin key may change; put back as it was after each example.
+RESTORED = {
+    "providers": "name",
+    "models": "id",
+    "api_keys": "id",
+    "tenants": "id",
+    "gateway_keys": "id",
+    "budgets": "id",
+}
+
+
 @pytest.fixture(autouse=True)
 def registry_restored(engine: Engine) -> Iterator[None]:
-    """The fuzzer may change provider limits or store keys; later tests get the registry back."""
+    """The fuzzer may change limits, store keys, add tenants or budgets; later tests get the
+    gateway back as it was."""
     with engine.connect() as conn:
-        providers = conn.execute(text("SELECT * FROM providers")).mappings().all()
-        keys = set(conn.execute(text("SELECT id FROM api_keys")).scalars())
+        tables = [t for t in RESTORED if conn.execute(text(f"SELECT to_regclass('{t}')")).scalar()]
+        saved = {
+            t: conn.execute(text(f"SELECT to_jsonb(x) FROM {t} x")).scalars().all() for t in tables
+        }
     yield
     with engine.begin() as conn:
-        for row in providers:
+        for table in reversed(tables):
+            key = RESTORED[table]
+            keep = [row[key] for row in saved[table]]
             conn.execute(
-                text(
-                    "UPDATE providers SET rpm = :rpm, tpm = :tpm, itpm = :itpm, otpm = :otpm, "
-                    "burst_s = :burst_s, enabled = :enabled WHERE name = :name"
-                ),
-                dict(row),
+                text(f"DELETE FROM {table} WHERE NOT ({key} = ANY(:keep))"), {"keep": keep}
             )
-        conn.execute(text("DELETE FROM api_keys WHERE NOT (id = ANY(:keep))"), {"keep": list(keys)})
+            columns = (
+                conn.execute(
+                    text(
+                        "SELECT column_name FROM information_schema.columns WHERE table_name = :t "
+                        "ORDER BY ordinal_position"
+                    ),
+                    {"t": table},
+                )
+                .scalars()
+                .all()
+            )
+            listed = ", ".join(columns)
+            for row in saved[table]:
+                conn.execute(
+                    text(
+                        f"UPDATE {table} SET ({listed}) = (SELECT {listed} FROM "
+                        f"jsonb_populate_record(NULL::{table}, CAST(:row AS jsonb))) "
+                        f"WHERE {key} = :key"
+                    ),
+                    {"row": json.dumps(row), "key": row[key]},
+                )
 
 
 @schema.parametrize()
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-def test_the_api_keeps_to_its_schema_and_never_fails(case: Any, api_url: str) -> None:
-    case.call_and_validate(base_url=api_url, excluded_checks=[positive_data_acceptance])
+def test_the_api_keeps_to_its_schema_and_never_fails(
+    case: Any, api_url: str, admin_key: str
+) -> None:
+    case.call_and_validate(
+        base_url=api_url,
+        headers={"Authorization": f"Bearer {admin_key}"},
+        excluded_checks=[positive_data_acceptance],
+    )

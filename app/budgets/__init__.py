@@ -1,0 +1,1 @@
+"""Budgets: spending limits per tenant or project that concurrent jobs cannot overrun."""

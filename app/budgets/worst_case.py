@@ -1,0 +1,24 @@
+"""The most a job can cost: what a budget reserves before the job is dispatched."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from app.ledger.cost import cost_usd
+from app.providers.types import Usage
+from app.ratelimit.estimate import estimate_prompt_tokens, max_output
+from app.registry.service import ModelInfo
+
+
+def worst_case_usd(request: dict[str, Any], chain: Sequence[ModelInfo]) -> Decimal:
+    """The dearest model of the chain at an upper bound of the prompt and the most output
+    the request allows (a fallback may land on any model of the chain)."""
+    prompt = estimate_prompt_tokens(request.get("messages", []), request.get("tools"))
+    return max(
+        cost_usd(
+            model, Usage(prompt, max_output(request.get("max_tokens"), model.max_output_tokens))
+        )
+        for model in chain
+    )
