@@ -21,6 +21,7 @@ from app.errors import Unavailable
 from app.jobs import endpoints as jobs
 from app.jobs.service import Dispatcher
 from app.ledger import endpoints as usage
+from app.policies import endpoints as policies
 from app.registry import endpoints as models
 from app.registry.secrets import secret_box
 from app.registry.service import Registry, RegistryCache, load_registry
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(models.keys_router, responses=common)
     app.include_router(usage.router, responses=common)
     app.include_router(breakers.router, responses=common)
+    app.include_router(policies.router, responses=common)
     _finish_openapi(app)
     return app
 

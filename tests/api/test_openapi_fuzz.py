@@ -8,6 +8,7 @@ be refused by rules JSON Schema cannot state (an unknown model name, ``prompt`` 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,10 +31,12 @@ schema = schemathesis.openapi.from_dict(create_app().openapi())
 
 @pytest.fixture(autouse=True)
 def registry_restored(engine: Engine) -> Iterator[None]:
-    """The fuzzer may change provider limits or store keys; later tests get the registry back."""
+    """The fuzzer may change provider limits, store keys or write routing policies; later tests
+    get the registry and the policies back."""
     with engine.connect() as conn:
         providers = conn.execute(text("SELECT * FROM providers")).mappings().all()
         keys = set(conn.execute(text("SELECT id FROM api_keys")).scalars())
+        policies = conn.execute(text("SELECT * FROM routing_policies")).mappings().all()
     yield
     with engine.begin() as conn:
         for row in providers:
@@ -45,6 +48,16 @@ def registry_restored(engine: Engine) -> Iterator[None]:
                 dict(row),
             )
         conn.execute(text("DELETE FROM api_keys WHERE NOT (id = ANY(:keep))"), {"keep": list(keys)})
+        conn.execute(text("DELETE FROM routing_policies"))
+        for row in policies:
+            conn.execute(
+                text(
+                    "INSERT INTO routing_policies (name, description, priority, enabled, rules, "
+                    "created_at, updated_at) VALUES (:name, :description, :priority, :enabled, "
+                    "CAST(:rules AS jsonb), :created_at, :updated_at)"
+                ),
+                {**row, "rules": json.dumps(row["rules"])},
+            )
 
 
 @schema.parametrize()
