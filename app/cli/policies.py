@@ -40,6 +40,18 @@ def _read_json(file: Path) -> dict[str, Any]:
     return data
 
 
+READ_ONLY = ("object", "created_at", "updated_at")
+
+
+def _as_body(policy: dict[str, Any]) -> dict[str, Any]:
+    """A policy file as a request body: what ``show`` printed works too (its ``id`` is the
+    name; the read-only fields are dropped), so show, edit, update is a round trip."""
+    body = {k: v for k, v in policy.items() if k not in READ_ONLY and k != "id"}
+    if "id" in policy and "name" not in policy:
+        body["name"] = policy["id"]
+    return body
+
+
 def _print_json(data: object) -> None:
     console.print_json(json.dumps(data))
 
@@ -71,7 +83,7 @@ def show(name: NameArg, api: ApiUrl = DEFAULT_API) -> None:
 @app.command()
 def create(file: FileArg, api: ApiUrl = DEFAULT_API) -> None:
     """Create a policy from a JSON file (the object names it with "name")."""
-    body = _read_json(file)
+    body = _as_body(_read_json(file))
     with ApiClient(api) as client:
         policy = client.create_policy(body)
     console.print(f"created policy {policy['id']} ({len(policy['rules'])} rules)")
@@ -80,7 +92,7 @@ def create(file: FileArg, api: ApiUrl = DEFAULT_API) -> None:
 @app.command()
 def update(name: NameArg, file: FileArg, api: ApiUrl = DEFAULT_API) -> None:
     """Replace a policy whole with the one in a JSON file (creates it if absent)."""
-    body = _read_json(file)
+    body = _as_body(_read_json(file))
     with ApiClient(api) as client:
         policy = client.replace_policy(name, body)
     console.print(f"saved policy {policy['id']} ({len(policy['rules'])} rules)")

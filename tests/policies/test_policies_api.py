@@ -328,3 +328,15 @@ def test_shipped_policies_resolve_as_the_seeds_say(api: httpx.Client) -> None:
         "groq/qwen/qwen3-32b",
         "gpt-4.1",
     ]
+
+
+def test_a_refused_replace_leaves_the_policy_as_it_was(api: httpx.Client, name: str) -> None:
+    before = api.post("/v1/policies", json=_policy(name)).json()
+    bad = _policy(name, priority=99)
+    bad["rules"][1]["route"]["fallbacks"] = ["sim-claude-haiku", "no-such-model"]
+    refused = api.put(f"/v1/policies/{name}", json=bad)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "rules[1].route.fallbacks[1]"
+    assert api.get(f"/v1/policies/{name}").json() == before
+    still = api.post(f"/v1/policies/{name}/resolve", json={"metadata": {}})
+    assert still.json()["models"] == ["sim-gpt-mini", "sim-claude-haiku"]

@@ -51,9 +51,9 @@ def test_policies_round_trip_through_the_cli(
         assert code == 0
         assert name in out
 
-        code, out, _ = run(capsys, "policies", "show", name, *api)
+        code, shown_out, _ = run(capsys, "policies", "show", name, *api)
         assert code == 0
-        assert json.loads(out)["priority"] == -5
+        assert json.loads(shown_out)["priority"] == -5
 
         code, out, _ = run(
             capsys, "policies", "resolve", name, "--meta", "language=go", "--json", *api
@@ -65,8 +65,9 @@ def test_policies_round_trip_through_the_cli(
         assert "rule 1 (default)" in out
         assert "sim-gpt-mini -> sim-claude-haiku" in out
 
-        policy["rules"] = policy["rules"][:1]
-        file.write_text(json.dumps(policy))
+        shown = json.loads(shown_out)  # show, edit, update: the shown object is a valid file
+        shown["rules"] = shown["rules"][:1]
+        file.write_text(json.dumps(shown))
         code, out, _ = run(capsys, "policies", "update", name, str(file), *api)
         assert code == 0
         assert "(1 rules)" in out
