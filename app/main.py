@@ -24,6 +24,7 @@ from app.errors import Unavailable
 from app.jobs import endpoints as jobs
 from app.jobs.service import Dispatcher
 from app.ledger import endpoints as usage
+from app.policies import endpoints as policies
 from app.registry import endpoints as models
 from app.registry.secrets import secret_box
 from app.registry.service import Registry, RegistryCache, load_registry
@@ -112,6 +113,7 @@ def create_app(
         breakers.router,
         tenants.router,
         budgets.router,
+        policies.router,
     ):
         app.include_router(router, responses=common, dependencies=[require_caller])
     _finish_openapi(app)

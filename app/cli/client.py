@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -130,6 +131,31 @@ class ApiClient:
     def usage(self, batch_id: str | None = None) -> dict[str, Any]:
         params = {"batch_id": batch_id} if batch_id else {}
         result: dict[str, Any] = self._request("GET", "/v1/usage", params=params).json()
+        return result
+
+    def policies(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self._request("GET", "/v1/policies").json()["data"]
+        return data
+
+    def policy(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/v1/policies/{quote(name)}").json()
+        return result
+
+    def create_policy(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("POST", "/v1/policies", json=body).json()
+        return result
+
+    def replace_policy(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        path = f"/v1/policies/{quote(name)}"
+        result: dict[str, Any] = self._request("PUT", path, json=body).json()
+        return result
+
+    def delete_policy(self, name: str) -> None:
+        self._request("DELETE", f"/v1/policies/{quote(name)}")
+
+    def resolve_policy(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        path = f"/v1/policies/{quote(name)}/resolve"
+        result: dict[str, Any] = self._request("POST", path, json=body).json()
         return result
 
     def wait_for_batch(

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from app.cli import policies
 from app.cli.client import ApiClient
 from app.errors import InvalidInput, SwitchboardError
 
@@ -26,6 +27,7 @@ cli = typer.Typer(
 )
 bench = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
 cli.add_typer(bench, name="bench")
+cli.add_typer(policies.app, name="policies")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -10,8 +10,9 @@ from sqlalchemy import create_engine, pool
 
 from app.db.engine import make_sessionmaker, unit_of_work
 from app.embedded import to_sqlalchemy_url
+from app.policies.seeds import seed_policies
 from app.registry.catalog import load_catalog
-from app.registry.service import SyncReport, sync_catalog
+from app.registry.service import SyncReport, load_registry, sync_catalog
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -24,11 +25,15 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(url: str, *, simulator_url: str) -> SyncReport:
-    """Upgrade to the newest revision, then upsert the catalog (idempotent; safe to rerun)."""
+    """Upgrade to the newest revision, upsert the catalog, then add the shipped routing
+    policies the database lacks (idempotent; safe to rerun)."""
     command.upgrade(alembic_config(url), "head")
     engine = create_engine(to_sqlalchemy_url(url), poolclass=pool.NullPool)
     try:
         with unit_of_work(make_sessionmaker(engine)) as session:
-            return sync_catalog(session, load_catalog(simulator_url=simulator_url))
+            report = sync_catalog(session, load_catalog(simulator_url=simulator_url))
+            session.flush()
+            seed_policies(session, load_registry(session))
+            return report
     finally:
         engine.dispose()

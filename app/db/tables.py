@@ -330,6 +330,20 @@ class BudgetWindowRow(Base):
     spent_usd: Mapped[Decimal] = mapped_column(Money, server_default=text("0"))
 
 
+class RoutingPolicyRow(Base):
+    """A named, prioritised rule set that maps request metadata to models (app/policies)."""
+
+    __tablename__ = "routing_policies"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    priority: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
 providers = cast(Table, ProviderRow.__table__)
 models = cast(Table, ModelRow.__table__)
 batches = cast(Table, BatchRow.__table__)
@@ -340,3 +354,4 @@ tenants = cast(Table, TenantRow.__table__)
 gateway_keys = cast(Table, GatewayKeyRow.__table__)
 budgets = cast(Table, BudgetRow.__table__)
 budget_windows = cast(Table, BudgetWindowRow.__table__)
+routing_policies = cast(Table, RoutingPolicyRow.__table__)

@@ -37,13 +37,14 @@ RESTORED = {
     "tenants": "id",
     "gateway_keys": "id",
     "budgets": "id",
+    "routing_policies": "name",
 }
 
 
 @pytest.fixture(autouse=True)
 def registry_restored(engine: Engine) -> Iterator[None]:
-    """The fuzzer may change limits, store keys, add tenants or budgets; later tests get the
-    gateway back as it was."""
+    """The fuzzer may change limits, store keys, add tenants, budgets or policies; later tests
+    get the gateway back as it was."""
     with engine.connect() as conn:
         tables = [t for t in RESTORED if conn.execute(text(f"SELECT to_regclass('{t}')")).scalar()]
         saved = {
@@ -57,6 +58,8 @@ def registry_restored(engine: Engine) -> Iterator[None]:
             conn.execute(
                 text(f"DELETE FROM {table} WHERE NOT ({key} = ANY(:keep))"), {"keep": keep}
             )
+        for table in tables:
+            key = RESTORED[table]
             columns = (
                 conn.execute(
                     text(
@@ -69,14 +72,15 @@ def registry_restored(engine: Engine) -> Iterator[None]:
                 .all()
             )
             listed = ", ".join(columns)
+            excluded = ", ".join(f"EXCLUDED.{c}" for c in columns)
             for row in saved[table]:
                 conn.execute(
                     text(
-                        f"UPDATE {table} SET ({listed}) = (SELECT {listed} FROM "
-                        f"jsonb_populate_record(NULL::{table}, CAST(:row AS jsonb))) "
-                        f"WHERE {key} = :key"
+                        f"INSERT INTO {table} SELECT * FROM "
+                        f"jsonb_populate_record(NULL::{table}, CAST(:row AS jsonb)) "
+                        f"ON CONFLICT ({key}) DO UPDATE SET ({listed}) = ROW({excluded})"
                     ),
-                    {"row": json.dumps(row), "key": row[key]},
+                    {"row": json.dumps(row)},
                 )
 
 
