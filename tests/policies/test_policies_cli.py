@@ -12,8 +12,10 @@ from app.cli.main import main
 
 
 @pytest.fixture(autouse=True)
-def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rich wraps at 80 columns when not on a terminal; a real one is usually wider."""
+def cli_env(monkeypatch: pytest.MonkeyPatch, admin_key: str) -> None:
+    """The CLI calls as the operator; rich wraps at 80 columns when not on a terminal, and a
+    real one is usually wider."""
+    monkeypatch.setenv("SWITCHBOARD_API_KEY", admin_key)
     monkeypatch.setenv("COLUMNS", "250")
 
 
