@@ -96,6 +96,8 @@ def create_app(
     app.include_router(models.providers_router, responses=common)
     app.include_router(models.keys_router, responses=common)
     app.include_router(usage.router, responses=common)
+    app.include_router(usage.stats_router, responses=common)
+    app.include_router(usage.costs_router, responses=common)
     app.include_router(breakers.router, responses=common)
     _finish_openapi(app)
     return app
