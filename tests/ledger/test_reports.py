@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 from app.api.auth import Caller
 from app.errors import Forbidden
 from app.ledger.endpoints import _tenant_scope
-from app.ledger.rollup import roll_up
+from app.ledger.rollup import ROLLUP_INTERVAL_S, roll_up
 from app.ledger.spend import CostGroup, cost_breakdown
 from app.ledger.stats import StatsGroup, job_stats
 from app.ledger.timeframe import Timeframe, plan
+from tests.conftest import wait_until
 
 
 @dataclass
@@ -405,3 +406,20 @@ def test_the_cli_says_what_is_wrong_in_one_line(capsys: pytest.CaptureFixture[st
         main(["costs", "--api", "http://127.0.0.1:9"])
     assert exit_.value.code == 1
     assert capsys.readouterr().err.startswith("error: api_unreachable:")
+
+
+@pytest.mark.usefixtures("workers")
+def test_the_beat_rolls_up_recently_finished_jobs_on_its_own(engine: Engine) -> None:
+    tenant = f"t_{uuid.uuid4().hex[:10]}"
+    finished = datetime.now(UTC) - timedelta(hours=1)  # within the hours every run redoes
+    insert(engine, tenant, [Job(finished, *MINI, cost="0.25", attempts=[ok(MINI, "k", "0.25")])])
+
+    def rolled_up() -> bool:
+        with engine.connect() as conn:
+            cost = conn.execute(
+                text("SELECT sum(cost_usd) FROM cost_rollups WHERE tenant_id = :t"),
+                {"t": tenant},
+            ).scalar()
+        return cost == Decimal("0.25")
+
+    wait_until(rolled_up, timeout=ROLLUP_INTERVAL_S + 30, every=1.0)
