@@ -1,6 +1,6 @@
 """``/v1/stats``: volume, success, latency percentiles, tokens and errors of finished jobs.
 
-Reads the hourly rollups for whole hours below the watermark and the raw ``jobs`` table for
+Reads the daily and hourly rollups below the watermark and the raw ``jobs`` table for
 the rest (see ``app.ledger.timeframe.plan``), so the numbers are those of the raw table.
 Percentiles come from log-scale latency buckets (8 per doubling): within 4.5% of exact.
 """
