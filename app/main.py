@@ -110,6 +110,8 @@ def create_app(
         models.providers_router,
         models.keys_router,
         usage.router,
+        usage.stats_router,
+        usage.costs_router,
         breakers.router,
         tenants.router,
         budgets.router,

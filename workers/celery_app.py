@@ -14,6 +14,7 @@ from celery import Celery
 from app.config import Settings, get_settings
 from app.constants import RECONCILE_TASK
 from app.embedded import resolve_urls
+from app.ledger.rollup import ROLLUP_INTERVAL_S, ROLLUP_TASK
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 MAINTENANCE_QUEUE = "switchboard.maintenance"
@@ -60,7 +61,12 @@ def create_celery_app(broker: str, settings: Settings | None = None) -> Celery:
                 "task": RECONCILE_TASK,
                 "schedule": settings.reconcile_interval_s,
                 "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.reconcile_interval_s},
-            }
+            },
+            "rollup-reports": {
+                "task": ROLLUP_TASK,
+                "schedule": ROLLUP_INTERVAL_S,
+                "options": {"queue": MAINTENANCE_QUEUE, "expires": ROLLUP_INTERVAL_S},
+            },
         },
     )
     return app

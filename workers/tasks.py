@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.constants import RECONCILE_TASK, RUN_JOB_TASK
 from app.jobs.execution import run_job as execute
+from app.ledger.rollup import ROLLUP_TASK, roll_up
 from workers.celery_app import celery_app
 from workers.resources import resources
 
@@ -37,6 +38,12 @@ def run_job(job_id: str) -> None:
 @celery_app.task(name=RECONCILE_TASK, ignore_result=True)
 def reconcile() -> None:
     resources().reconciler.run()
+
+
+@celery_app.task(name=ROLLUP_TASK, ignore_result=True)
+def rollup_reports() -> None:
+    with resources().engine.begin() as conn:
+        roll_up(conn)
 
 
 import workers.signals  # noqa: E402,F401  - connects the worker lifecycle hooks

@@ -11,15 +11,12 @@ from urllib.parse import quote
 import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from app.client.http import HttpApi, SwitchboardAPIError
+from app.client.sync import TERMINAL_BATCH
 from app.config import get_settings
-from app.errors import SwitchboardError, Unavailable
 from app.tenants.keys import admin_key
 
-TERMINAL_BATCH = {"completed", "failed", "expired", "cancelled"}
-
-
-class ApiError(SwitchboardError):
-    """An error the API answered with, carried over as-is."""
+ApiError = SwitchboardAPIError  # the name the CLI and benchmarks know
 
 
 def default_api_key() -> str | None:
@@ -28,17 +25,14 @@ def default_api_key() -> str | None:
     return os.environ.get("SWITCHBOARD_API_KEY") or admin_key(get_settings())
 
 
-class ApiClient:
+class ApiClient(HttpApi):
+    """The CLI's calls on the shared HTTP layer (``app.client.http``), with the key
+    ``default_api_key`` finds unless given one."""
+
     def __init__(
         self, base_url: str, *, timeout: float = 120.0, api_key: str | None = None
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        key = api_key or default_api_key()
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
-
-    def close(self) -> None:
-        self._http.close()
+        super().__init__(base_url, api_key or default_api_key(), timeout=timeout)
 
     def __enter__(self) -> ApiClient:
         return self
@@ -47,30 +41,7 @@ class ApiClient:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.ConnectError:
-            raise Unavailable(
-                f"cannot reach the API at {self.base_url}: is `switchboard up` running?",
-                code="api_unreachable",
-            ) from None
-        except httpx.TimeoutException:
-            raise Unavailable(f"the API at {self.base_url} did not answer in time") from None
-        if response.status_code >= 400:
-            try:
-                error = response.json()["error"]
-                raise ApiError(
-                    error["message"],
-                    code=error["code"],
-                    param=error.get("param"),
-                    line=error.get("line"),
-                    http_status=response.status_code,
-                )
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(
-                    f"HTTP {response.status_code} from {path}", http_status=response.status_code
-                ) from None
-        return response
+        return self.request(method, path, **kwargs)
 
     def submit_jsonl(
         self, body: bytes, *, priority: str | None = None, idempotency_key: str | None = None
@@ -101,13 +72,7 @@ class ApiClient:
         return result
 
     def results_jsonl(self, batch_id: str) -> Iterator[str]:
-        with self._http.stream(
-            "GET", f"/v1/batches/{batch_id}/results", params={"format": "jsonl"}
-        ) as response:
-            if response.status_code >= 400:
-                response.read()
-                self._request("GET", f"/v1/batches/{batch_id}")  # raises the API's error
-            yield from response.iter_lines()
+        return self.lines(f"/v1/batches/{batch_id}/results", params={"format": "jsonl"})
 
     def add_key(self, provider: str, label: str, secret: str, **limits: int) -> dict[str, Any]:
         body = {"provider": provider, "label": label, "secret": secret, **limits}
@@ -127,6 +92,14 @@ class ApiClient:
     def models(self) -> list[dict[str, Any]]:
         data: list[dict[str, Any]] = self._request("GET", "/v1/models").json()["data"]
         return data
+
+    def stats(self, params: dict[str, str]) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/v1/stats", params=params).json()
+        return result
+
+    def costs(self, params: dict[str, str]) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/v1/costs", params=params).json()
+        return result
 
     def usage(self, batch_id: str | None = None) -> dict[str, Any]:
         params = {"batch_id": batch_id} if batch_id else {}

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from app.cli import policies
 from app.cli.client import ApiClient
+from app.cli.reports import install as install_reports
 from app.errors import InvalidInput, SwitchboardError
 
 cli = typer.Typer(
@@ -28,6 +29,7 @@ cli = typer.Typer(
 bench = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
 cli.add_typer(bench, name="bench")
 cli.add_typer(policies.app, name="policies")
+install_reports(cli, bench)  # switchboard stats / costs / bench reports
 
 console = Console()
 err_console = Console(stderr=True)

@@ -355,3 +355,86 @@ gateway_keys = cast(Table, GatewayKeyRow.__table__)
 budgets = cast(Table, BudgetRow.__table__)
 budget_windows = cast(Table, BudgetWindowRow.__table__)
 routing_policies = cast(Table, RoutingPolicyRow.__table__)
+
+
+# -- reports: hourly rollups of finished jobs (see app/ledger/rollup.py) -------------------
+# Key columns are NOT NULL ('' for "none") so that a key is one primary key, not a NULL maze.
+def _key() -> Mapped[str]:
+    return mapped_column(Text, primary_key=True)
+
+
+class JobRollupRow(Base):
+    """Finished jobs per hour or day (of ``finished_at``) and key: counts, tokens, cost."""
+
+    __tablename__ = "job_rollups"
+
+    span: Mapped[str] = _key()  # hour | day
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    tenant_id: Mapped[str] = _key()
+    project: Mapped[str] = _key()
+    provider: Mapped[str] = _key()
+    model: Mapped[str] = _key()
+    priority: Mapped[str] = _key()
+    status: Mapped[str] = _key()
+    error_class: Mapped[str] = _key()
+    jobs: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_usd: Mapped[Decimal] = mapped_column(Money)
+    latency_ms_sum: Mapped[int] = mapped_column(BigInteger)
+
+
+class LatencyRollupRow(Base):
+    """Finished jobs per hour or day, key and latency bucket (log scale): percentiles."""
+
+    __tablename__ = "latency_rollups"
+
+    span: Mapped[str] = _key()  # hour | day
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    tenant_id: Mapped[str] = _key()
+    project: Mapped[str] = _key()
+    provider: Mapped[str] = _key()
+    model: Mapped[str] = _key()
+    priority: Mapped[str] = _key()
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    jobs: Mapped[int] = mapped_column(BigInteger)
+
+
+class CostRollupRow(Base):
+    """Attempts of jobs finished in the hour or day, per key: what each model and key cost."""
+
+    __tablename__ = "cost_rollups"
+
+    span: Mapped[str] = _key()  # hour | day
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    tenant_id: Mapped[str] = _key()
+    project: Mapped[str] = _key()
+    provider: Mapped[str] = _key()
+    model: Mapped[str] = _key()
+    priority: Mapped[str] = _key()
+    key_id: Mapped[str] = _key()
+    attempts: Mapped[int] = mapped_column(BigInteger)
+    failed_attempts: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_usd: Mapped[Decimal] = mapped_column(Money)
+
+
+class RollupWatermarkRow(Base):
+    """Rollups hold every job finished before ``rolled_until``; reports read the rest raw."""
+
+    __tablename__ = "rollup_watermarks"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    rolled_until: Mapped[datetime]
+    updated_at: Mapped[datetime] = _created()
+
+
+# Reports read finished jobs by time (the live tail and the rollup's recomputed hours).
+Index("ix_jobs_finished_at", JobRow.finished_at, postgresql_where=text("finished_at IS NOT NULL"))
+
+job_rollups = cast(Table, JobRollupRow.__table__)
+latency_rollups = cast(Table, LatencyRollupRow.__table__)
+cost_rollups = cast(Table, CostRollupRow.__table__)
+rollup_watermarks = cast(Table, RollupWatermarkRow.__table__)
