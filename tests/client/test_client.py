@@ -17,8 +17,8 @@ MINI = "sim-gpt-mini"
 
 
 @pytest.fixture
-def client(api_url: str) -> Any:
-    with Switchboard(api_url, api_key="sk-test-unused", timeout=30, poll_initial_s=0.05) as sb:
+def client(api_url: str, admin_key: str) -> Any:
+    with Switchboard(api_url, api_key=admin_key, timeout=30, poll_initial_s=0.05) as sb:
         yield sb
 
 

@@ -375,6 +375,7 @@ def test_usage_per_model_still_answers(api: httpx.Client) -> None:
 
 def test_the_cli_prints_stats_and_costs_tables(
     api_url: str,
+    admin_key: str,
     ledger: Ledger,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -385,6 +386,7 @@ def test_the_cli_prints_stats_and_costs_tables(
     from app.cli.main import main
 
     monkeypatch.setattr(reports, "console", Console(width=200))  # a wide terminal
+    monkeypatch.setenv("SWITCHBOARD_API_KEY", admin_key)
 
     main(["stats", "--api", api_url, "--by", "model", "--tenant", ledger.tenant])
     out = capsys.readouterr().out

@@ -87,3 +87,15 @@ def test_a_running_or_finished_job_cannot_be_cancelled(
     response = alice.post(f"/v1/jobs/{job_id}/cancel")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "job_finished"
+
+
+def test_reports_show_a_tenant_only_its_own(new_tenant: Callable[[], httpx.Client]) -> None:
+    alice, bob = new_tenant(), new_tenant()
+    alice.post("/v1/jobs", json=JOB)
+    for client in (alice, bob):
+        by_tenant = client.get("/v1/costs", params={"group_by": "tenant"})
+        assert by_tenant.status_code == 403
+        assert by_tenant.json()["error"]["code"] == "admin_required"
+        stats = client.get("/v1/stats", params={"tenant": "default"})
+        assert stats.status_code == 200
+        assert stats.json()["tenant"] == client.tenant_id  # type: ignore[attr-defined]
