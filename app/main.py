@@ -25,6 +25,7 @@ from app.registry import endpoints as models
 from app.registry.secrets import secret_box
 from app.registry.service import Registry, RegistryCache, load_registry
 from app.routing import endpoints as breakers
+from app.routing import selection_endpoints as routing
 from app.routing.breakers import CircuitBreakers
 
 DESCRIPTION = """A durable, multi-provider LLM job gateway.
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(models.keys_router, responses=common)
     app.include_router(usage.router, responses=common)
     app.include_router(breakers.router, responses=common)
+    app.include_router(routing.router, responses=common)
     _finish_openapi(app)
     return app
 

@@ -32,6 +32,8 @@ from app.db.engine import unit_of_work
 from app.errors import BatchTooLarge, InvalidInput
 from app.jobs.schemas import BatchItem, BatchLine, Metadata, Strict
 from app.registry.service import Registry
+from app.routing.live import CurrentPerformance
+from app.routing.plan import PerformanceSource
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -108,6 +110,7 @@ async def create_batch(
     state: State,
     registry: CurrentRegistry,
     idempotency_key: IdempotencyKey,
+    performance: CurrentPerformance,
 ) -> Response:
     declared = request.headers.get("content-length")
     if (
@@ -134,7 +137,7 @@ async def create_batch(
             http_status=415,
         )
     submitted = await run_in_threadpool(
-        _submit, state, registry, requests, options, idempotency_key, lines
+        _submit, state, registry, requests, options, idempotency_key, lines, performance.get
     )
     if submitted.created:
         await run_in_threadpool(publish_after_commit, state.dispatcher, submitted.refs)
@@ -149,6 +152,7 @@ def _submit(
     options: BatchOptions,
     idempotency_key: str | None,
     lines: list[int] | None,
+    performance: PerformanceSource,
 ) -> SubmittedBatch:
     with unit_of_work(state.sessions) as session:
         return submit_batch(
@@ -159,6 +163,7 @@ def _submit(
             idempotency_key=idempotency_key,
             line_numbers=lines,
             usable=state.usable,
+            performance=performance,
         )
 
 

@@ -23,6 +23,7 @@ from app.jobs.schemas import (
 )
 from app.jobs.service import get_job, job_attempts, submit_job
 from app.ledger.cost import format_usd
+from app.routing.live import CurrentPerformance
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -43,6 +44,7 @@ def create_job(
     uow: UnitOfWork,
     registry: CurrentRegistry,
     idempotency_key: IdempotencyKey,
+    performance: CurrentPerformance,
 ) -> JobAccepted:
     with uow() as session:
         submitted = submit_job(
@@ -52,6 +54,7 @@ def create_job(
             default_deadline_s=state.settings.default_deadline_s,
             idempotency_key=idempotency_key,
             usable=state.usable,
+            performance=performance.get,
         )
         job_id, job_status = submitted.job.id, submitted.job.status
     if submitted.created:
@@ -96,6 +99,7 @@ def job_out(job: JobRow, attempts: list[AttemptRow] | None) -> JobOut:
         batch_id=job.batch_id,
         custom_id=job.custom_id,
         model=list(job.models),
+        routing=job.routing,
         served_model=job.served_model,
         provider=job.served_provider,
         result=result,

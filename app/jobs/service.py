@@ -20,6 +20,7 @@ from app.ids import job_id as new_job_id
 from app.jobs.schemas import ChatParams, JobCreate
 from app.jobs.states import JobStatus
 from app.registry.service import ModelInfo, Registry
+from app.routing.plan import PerformanceSource, plan_chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ def job_values(
     metadata: dict[str, str] | None = None,
     batch_id: str | None = None,
     start: int = 0,
+    routing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The row for a new queued job (shared by single submissions and batches)."""
     return {
@@ -97,6 +99,7 @@ def job_values(
         "created_at": now,
         "queued_at": now,
         "deadline_at": now + timedelta(seconds=deadline_s),
+        "routing": routing,
     }
 
 
@@ -115,8 +118,9 @@ _COPY_COLUMNS = (
     "created_at",
     "queued_at",
     "deadline_at",
+    "routing",
 )
-_JSON_COLUMNS = frozenset({"request", "metadata"})
+_JSON_COLUMNS = frozenset({"request", "metadata", "routing"})
 
 
 def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -132,7 +136,9 @@ def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         for row in rows:
             copy.write_row(
                 [
-                    orjson.dumps(row[c]).decode() if c in _JSON_COLUMNS else row.get(c)
+                    orjson.dumps(row[c]).decode()
+                    if c in _JSON_COLUMNS and row.get(c) is not None
+                    else row.get(c)
                     for c in _COPY_COLUMNS
                 ]
             )
@@ -157,9 +163,11 @@ def submit_job(
     tenant_id: str = "default",
     idempotency_key: str | None = None,
     usable: Callable[[ModelInfo], bool] | None = None,
+    performance: PerformanceSource | None = None,
 ) -> Submitted:
     """Insert one queued job, or find the one an earlier call with the same key created."""
-    chain = resolve_chain(registry, spec)
+    plan = plan_chain(registry, spec, performance=performance, usable=usable)
+    chain = plan.chain
     now = datetime.now(UTC)
     values = job_values(
         spec,
@@ -171,6 +179,7 @@ def submit_job(
         custom_id=spec.custom_id,
         metadata=spec.metadata,
         start=first_usable(chain, usable),
+        routing=plan.routing,
     )
     digest = request_hash(spec.model_dump(mode="json", exclude_none=True))
     values.update(idempotency_key=idempotency_key, request_hash=digest)
