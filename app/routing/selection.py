@@ -18,8 +18,8 @@
   ``reasoning``); ``function_calling`` is accepted for ``tools``.
 - ``max_cost_usd``: drop models whose estimated cost is above this.
 - ``prefer_models`` / ``prefer_providers``: qualifying models named in ``prefer_models`` rank
-  first, then those of ``prefer_providers``, then the rest; the strategy orders each group. A deprecated model is only eligible if named
-  in ``prefer_models`` or ``candidates``.
+  first, then those of ``prefer_providers``, then the rest; the strategy orders each group.
+  A deprecated model is only eligible if named in ``prefer_models`` or ``candidates``.
 - ``exclude_models``: never these.
 - ``candidates``: restrict to these models (a routing policy's list); ``None``: every model.
 - ``traffic_weights``: A/B split among ``candidates``: the first model is drawn with these

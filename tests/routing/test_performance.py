@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -29,11 +30,15 @@ def ledger(engine: Engine) -> Iterator[tuple[str, str]]:
     5 server errors, 4 skipped, and 3 successes older than the window."""
     job, model = f"job_perf_{uuid.uuid4().hex[:12]}", f"perf-model-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
-    rows = [dict(status="succeeded", latency=ms, error=None, at=now) for ms in range(1, 101)]
-    rows += [dict(status="failed", latency=900, error="timeout", at=now)] * 5
-    rows += [dict(status="failed", latency=50, error="server_error", at=now)] * 5
-    rows += [dict(status="skipped", latency=0, error="breaker_open", at=now)] * 4
-    rows += [dict(status="succeeded", latency=99999, error=None, at=now - timedelta(hours=1))] * 3
+
+    def row(status: str, latency: int, error: str | None, at: datetime) -> dict[str, Any]:
+        return {"status": status, "latency": latency, "error": error, "at": at}
+
+    rows = [row("succeeded", ms, None, now) for ms in range(1, 101)]
+    rows += [row("failed", 900, "timeout", now)] * 5
+    rows += [row("failed", 50, "server_error", now)] * 5
+    rows += [row("skipped", 0, "breaker_open", now)] * 4
+    rows += [row("succeeded", 99999, None, now - timedelta(hours=1))] * 3
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -44,7 +49,7 @@ def ledger(engine: Engine) -> Iterator[tuple[str, str]]:
         )
         conn.execute(
             _ATTEMPT,
-            [dict(row, job=f"{job}_{i}", number=1, model=model) for i, row in enumerate(rows)],
+            [{**r, "job": f"{job}_{i}", "number": 1, "model": model} for i, r in enumerate(rows)],
         )
     yield job, model
     with engine.begin() as conn:
@@ -95,7 +100,8 @@ def test_the_api_serves_a_models_performance_and_everyones(api: httpx.Client) ->
         m["model"] for m in listing["data"]
     }
     slashed = api.get("/v1/models/groq/qwen/qwen3-32b/performance")
-    assert slashed.status_code == 200 and slashed.json()["quality"] == 75
+    assert slashed.status_code == 200
+    assert slashed.json()["quality"] == 75
     missing = api.get("/v1/models/no-such-model/performance")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "model_not_found"
