@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     max_batch_requests: int = 50_000
     max_request_bytes: int = 200 * 1024 * 1024
 
+    # Live model performance (app/routing/performance.py)
+    performance_window_s: float = 15 * 60.0
+    performance_refresh_s: float = 3.0
+    performance_min_samples: int = 10
+
     # Reconciler and broker
     reconcile_interval_s: float = 10.0
     stale_queued_s: float = 30.0

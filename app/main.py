@@ -29,6 +29,7 @@ from app.registry import endpoints as models
 from app.registry.secrets import secret_box
 from app.registry.service import Registry, RegistryCache, load_registry
 from app.routing import endpoints as breakers
+from app.routing import selection_endpoints as routing
 from app.routing.breakers import CircuitBreakers
 from app.tenants import endpoints as tenants
 from app.tenants.keys import admin_key
@@ -116,6 +117,7 @@ def create_app(
         tenants.router,
         budgets.router,
         policies.router,
+        routing.router,
     ):
         app.include_router(router, responses=common, dependencies=[require_caller])
     _finish_openapi(app)

@@ -33,6 +33,8 @@ from app.db.engine import unit_of_work
 from app.errors import BatchTooLarge, InvalidInput
 from app.jobs.schemas import BatchItem, BatchLine, Metadata, Project, Strict
 from app.registry.service import Registry
+from app.routing.live import CurrentPerformance
+from app.routing.plan import PerformanceSource
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -119,6 +121,7 @@ async def create_batch(
     state: State,
     registry: CurrentRegistry,
     idempotency_key: IdempotencyKey,
+    performance: CurrentPerformance,
 ) -> Response:
     declared = request.headers.get("content-length")
     if (
@@ -145,7 +148,15 @@ async def create_batch(
             http_status=415,
         )
     submitted = await run_in_threadpool(
-        _submit, state, registry, requests, options, idempotency_key, lines, caller.tenant_id
+        _submit,
+        state,
+        registry,
+        requests,
+        options,
+        idempotency_key,
+        lines,
+        caller.tenant_id,
+        performance.get,
     )
     if submitted.created:
         await run_in_threadpool(publish_after_commit, state.dispatcher, submitted.refs)
@@ -161,6 +172,7 @@ def _submit(
     idempotency_key: str | None,
     lines: list[int] | None,
     tenant_id: str,
+    performance: PerformanceSource,
 ) -> SubmittedBatch:
     with unit_of_work(state.sessions) as session:
         return submit_batch(
@@ -172,6 +184,7 @@ def _submit(
             idempotency_key=idempotency_key,
             line_numbers=lines,
             usable=state.usable,
+            performance=performance,
         )
 
 

@@ -25,10 +25,10 @@ from app.jobs.service import (
     insert_jobs,
     job_values,
     request_hash,
-    resolve_chain,
 )
 from app.jobs.states import TERMINAL, BatchStatus
 from app.registry.service import ModelInfo, Registry
+from app.routing.plan import PerformanceSource, Plan, plan_chain
 
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
 CHAT_ENDPOINT = "/v1/chat/completions"
@@ -61,6 +61,7 @@ def submit_batch(
     idempotency_key: str | None = None,
     line_numbers: Sequence[int] | None = None,
     usable: Callable[[ModelInfo], bool] | None = None,
+    performance: PerformanceSource | None = None,
 ) -> SubmittedBatch:
     """Insert the batch and all its jobs as queued; every request is checked before any insert."""
     if options.endpoint != CHAT_ENDPOINT:
@@ -74,7 +75,7 @@ def submit_batch(
         raise InvalidInput(
             "completion_window must be '24h'", code="invalid_request", param="completion_window"
         )
-    chains = _resolve_all(registry, requests, line_numbers)
+    plans = _resolve_all(registry, requests, line_numbers, performance, usable)
     digest = request_hash(
         {
             "requests": [
@@ -117,12 +118,12 @@ def submit_batch(
     if inserted is None:
         return _existing(session, tenant_id, idempotency_key, digest)
 
-    distinct = {id(chain): chain for chain in chains}  # identical model lists share a chain
+    distinct = {id(p.chain): p.chain for p in plans}  # identical model lists share a chain
     starts = {key: first_usable(chain, usable) for key, chain in distinct.items()}
     rows = [
         job_values(
             r.params,
-            chain,
+            plan.chain,
             now=now,
             priority=options.priority,
             tenant_id=tenant_id,
@@ -131,11 +132,12 @@ def submit_batch(
             metadata=r.metadata,
             batch_id=batch_values["id"],
             project=options.project,
-            start=starts[id(chain)],
+            start=starts[id(plan.chain)],
+            routing=plan.routing,
         )
-        for r, chain in zip(requests, chains, strict=True)
+        for r, plan in zip(requests, plans, strict=True)
     ]
-    _hold_budget(session, rows, chains, tenant_id, options.project, now)
+    _hold_budget(session, rows, [p.chain for p in plans], tenant_id, options.project, now)
     insert_jobs(session, rows)
     batch = session.get_one(BatchRow, batch_values["id"])
     refs = [JobRef(r["id"], r["provider"], r["priority"]) for r in rows]
@@ -162,19 +164,28 @@ def _hold_budget(
 
 
 def _resolve_all(
-    registry: Registry, requests: Sequence[BatchRequest], line_numbers: Sequence[int] | None
-) -> list[list[ModelInfo]]:
-    """Each request's fallback chain; identical model lists are resolved once."""
-    cache: dict[tuple[str, ...], list[ModelInfo]] = {}
-    chains = []
+    registry: Registry,
+    requests: Sequence[BatchRequest],
+    line_numbers: Sequence[int] | None,
+    performance: PerformanceSource | None,
+    usable: Callable[[ModelInfo], bool] | None,
+) -> list[Plan]:
+    """Each request's fallback chain; identical model lists are resolved once (a strategy
+    request is routed on its own: its cost depends on its own tokens)."""
+    cache: dict[tuple[str, ...], Plan] = {}
+    plans = []
     for i, request in enumerate(requests):
         key = tuple(request.params.model_chain)
-        chain = cache.get(key)
-        if chain is None:
+        plan = cache.get(key) if key else None
+        if plan is None:
             line = line_numbers[i] if line_numbers is not None else None
             try:
-                chain = resolve_chain(
-                    registry, request.params, _model_param(request.params, i, line)
+                plan = plan_chain(
+                    registry,
+                    request.params,
+                    performance=performance,
+                    usable=usable,
+                    param=_model_param(request.params, i, line),
                 )
             except InvalidInput as err:
                 if line is not None:
@@ -182,9 +193,10 @@ def _resolve_all(
                     err.message = f"line {line}: {err.message}"
                     err.args = (err.message,)
                 raise
-            cache[key] = chain
-        chains.append(chain)
-    return chains
+            if key:
+                cache[key] = plan
+        plans.append(plan)
+    return plans
 
 
 def _model_param(params: ChatParams, index: int, line: int | None) -> str:

@@ -101,6 +101,18 @@ class ApiClient(HttpApi):
         result: dict[str, Any] = self._request("GET", "/v1/costs", params=params).json()
         return result
 
+    def route(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/route``: which model a strategy request would go to (no job made)."""
+        result: dict[str, Any] = self._request("POST", "/v1/route", json=payload).json()
+        return result
+
+    def performance(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Live performance of one model, or of every model."""
+        if model is not None:
+            return [self._request("GET", f"/v1/models/{model}/performance").json()]
+        data: list[dict[str, Any]] = self._request("GET", "/v1/performance").json()["data"]
+        return data
+
     def usage(self, batch_id: str | None = None) -> dict[str, Any]:
         params = {"batch_id": batch_id} if batch_id else {}
         result: dict[str, Any] = self._request("GET", "/v1/usage", params=params).json()

@@ -16,6 +16,7 @@ from rich.table import Table
 from app.cli import policies
 from app.cli.client import ApiClient
 from app.cli.reports import install as install_reports
+from app.cli.routing import routing
 from app.errors import InvalidInput, SwitchboardError
 
 cli = typer.Typer(
@@ -30,6 +31,7 @@ bench = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_
 cli.add_typer(bench, name="bench")
 cli.add_typer(policies.app, name="policies")
 install_reports(cli, bench)  # switchboard stats / costs / bench reports
+cli.add_typer(routing, name="routing")
 
 console = Console()
 err_console = Console(stderr=True)

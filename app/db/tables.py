@@ -264,6 +264,8 @@ class AttemptRow(Base):
             unique=True,
             postgresql_where=text("status = 'succeeded'"),
         ),
+        # Live performance reads the last few minutes of attempts, per model.
+        Index("ix_attempts_finished_at", "finished_at"),
     )
 
 

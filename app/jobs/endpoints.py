@@ -26,6 +26,7 @@ from app.jobs.schemas import (
 from app.jobs.service import cancel_job, get_job, job_attempts, list_jobs, submit_job
 from app.jobs.states import JobStatus
 from app.ledger.cost import format_usd
+from app.routing.live import CurrentPerformance
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -47,6 +48,7 @@ def create_job(
     uow: UnitOfWork,
     registry: CurrentRegistry,
     idempotency_key: IdempotencyKey,
+    performance: CurrentPerformance,
 ) -> JobAccepted:
     with uow() as session:
         submitted = submit_job(
@@ -57,6 +59,7 @@ def create_job(
             default_deadline_s=state.settings.default_deadline_s,
             idempotency_key=idempotency_key,
             usable=state.usable,
+            performance=performance.get,
         )
         job_id, job_status = submitted.job.id, submitted.job.status
     if submitted.created:
@@ -141,6 +144,7 @@ def job_out(job: JobRow, attempts: list[AttemptRow] | None) -> JobOut:
         batch_id=job.batch_id,
         custom_id=job.custom_id,
         model=list(job.models),
+        routing=job.routing,
         served_model=job.served_model,
         provider=job.served_provider,
         result=result,

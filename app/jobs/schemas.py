@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,6 +23,8 @@ from app.constants import (
     Priority,
 )
 from app.jobs.states import JobStatus
+from app.registry.catalog import Capability
+from app.routing.selection import Strategy
 
 MAX_CHAIN = 8
 MAX_MESSAGES = 2048
@@ -92,11 +95,46 @@ class Message(Strict):
         return self
 
 
-class ChatParams(StorableRequest):
-    """A chat completion request: OpenAI's body, with ``model`` also taking a fallback list."""
+class RouteOptions(Strict):
+    """Filters and preferences for a ``strategy`` job (see ``app.routing.selection``)."""
 
-    model: ModelName | Annotated[list[ModelName], Field(min_length=1, max_length=MAX_CHAIN)] = (
-        Field(description="A model id, or a list of model ids to fall back through in order.")
+    capabilities: (
+        Annotated[list[Capability | Literal["function_calling"]], Field(max_length=8)] | None
+    ) = Field(default=None, description="Required capabilities besides `chat`.")
+    max_cost_usd: Annotated[Decimal, Field(ge=0, le=1_000_000)] | None = Field(
+        default=None, description="Skip models whose estimated cost of this request is higher."
+    )
+    prefer_models: Annotated[list[ModelName], Field(max_length=32)] = []
+    prefer_providers: Annotated[list[ModelName], Field(max_length=32)] = []
+    exclude_models: Annotated[list[ModelName], Field(max_length=64)] = []
+    weights: (
+        dict[
+            Literal["cost", "performance", "reliability", "quality"],
+            Annotated[float, Field(ge=0, le=1000)],
+        ]
+        | None
+    ) = Field(default=None, description="`balanced` strategy weights (default all equal).")
+
+
+# Ways a request names its model; only the ones a schema has are checked (``policy`` later).
+MODEL_SOURCES = ("model", "strategy", "policy")
+
+
+class ChatParams(StorableRequest):
+    """A chat completion request: OpenAI's body, with ``model`` also taking a fallback list,
+    or a ``strategy`` (and ``route`` filters) that lets the gateway choose the model."""
+
+    model: (
+        ModelName | Annotated[list[ModelName], Field(min_length=1, max_length=MAX_CHAIN)] | None
+    ) = Field(
+        default=None,
+        description="A model id, or a list of model ids to fall back through in order.",
+    )
+    strategy: Strategy | None = Field(
+        default=None, description="Let the gateway choose the model: cheapest, fastest, ..."
+    )
+    route: RouteOptions | None = Field(
+        default=None, description="Filters and preferences for `strategy`."
     )
     messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)] | None = None
     prompt: Annotated[str, StringConstraints(min_length=1)] | None = Field(
@@ -123,17 +161,27 @@ class ChatParams(StorableRequest):
     def _one_input(self) -> ChatParams:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("give exactly one of `messages` or `prompt`")
+        sources = [name for name in MODEL_SOURCES if name in type(self).model_fields]
+        given = [name for name in sources if getattr(self, name) is not None]
+        if len(given) != 1:
+            listed = ", ".join(f"`{n}`" for n in sources[:-1]) + f" or `{sources[-1]}`"
+            raise ValueError(f"give exactly one of {listed}")
+        if self.route is not None and self.strategy is None:
+            raise ValueError("`route` only applies with a `strategy`")
         return self
 
     @field_validator("model")
     @classmethod
-    def _distinct_models(cls, value: str | list[str]) -> str | list[str]:
+    def _distinct_models(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and len(set(value)) != len(value):
             raise ValueError("a model appears twice in the fallback list")
         return value
 
     @property
     def model_chain(self) -> list[str]:
+        """The named models; empty for a ``strategy`` request (the gateway chooses)."""
+        if self.model is None:
+            return []
         return [self.model] if isinstance(self.model, str) else list(self.model)
 
     def to_request(self) -> dict[str, Any]:
@@ -146,7 +194,7 @@ class ChatParams(StorableRequest):
         return body
 
 
-_CHAT_FIELDS = set(ChatParams.model_fields) - {"model", "prompt"}
+_CHAT_FIELDS = set(ChatParams.model_fields) - {"model", "prompt", "strategy", "route"}
 
 
 Project = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -239,6 +287,11 @@ class JobOut(BaseModel):
     batch_id: str | None
     custom_id: str | None
     model: list[str] = Field(description="The requested model and its fallbacks, in order.")
+    routing: dict[str, Any] | None = Field(
+        default=None,
+        description="For a `strategy` job: strategy, chosen model, chain, estimated cost "
+        "and latency, and the reason.",
+    )
     served_model: str | None
     provider: str | None
     result: JobResult | None

@@ -23,6 +23,7 @@ from app.jobs.schemas import ChatParams, JobCreate
 from app.jobs.states import JobStatus
 from app.ledger.record import Cancelled, record
 from app.registry.service import ModelInfo, Registry
+from app.routing.plan import PerformanceSource, plan_chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,7 @@ def job_values(
     batch_id: str | None = None,
     project: str | None = None,
     start: int = 0,
+    routing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The row for a new queued job (shared by single submissions and batches)."""
     return {
@@ -102,6 +104,7 @@ def job_values(
         "created_at": now,
         "queued_at": now,
         "deadline_at": now + timedelta(seconds=deadline_s),
+        "routing": routing,
     }
 
 
@@ -122,8 +125,9 @@ _COPY_COLUMNS = (
     "created_at",
     "queued_at",
     "deadline_at",
+    "routing",
 )
-_JSON_COLUMNS = frozenset({"request", "metadata", "budget_holds"})
+_JSON_COLUMNS = frozenset({"request", "metadata", "budget_holds", "routing"})
 
 
 def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -166,12 +170,14 @@ def submit_job(
     tenant_id: str = DEFAULT_TENANT,
     idempotency_key: str | None = None,
     usable: Callable[[ModelInfo], bool] | None = None,
+    performance: PerformanceSource | None = None,
 ) -> Submitted:
     """Insert one queued job, or find the one an earlier call with the same key created.
 
     A new job reserves its worst-case cost against the budgets that apply to it; with no
     room, ``BudgetExceeded`` and nothing is written (the caller's transaction rolls back)."""
-    chain = resolve_chain(registry, spec)
+    plan = plan_chain(registry, spec, performance=performance, usable=usable)
+    chain = plan.chain
     now = datetime.now(UTC)
     values = job_values(
         spec,
@@ -184,6 +190,7 @@ def submit_job(
         metadata=spec.metadata,
         project=spec.project,
         start=first_usable(chain, usable),
+        routing=plan.routing,
     )
     digest = request_hash(spec.model_dump(mode="json", exclude_none=True))
     values.update(idempotency_key=idempotency_key, request_hash=digest)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
     BaseModel,
@@ -90,6 +90,9 @@ class CatalogModel:
     tpm: int | None
     aliases: tuple[str, ...]
     deprecated: bool
+    # Routing priors: a typical latency (ms) and a 0-100 benchmark-derived quality score.
+    latency_ms_hint: int | None = None
+    quality: int | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ class _ModelSpec(_Strict):
     tpm: PositiveInt | None = None
     aliases: list[str] = Field(default_factory=list)
     deprecated: bool = False
+    latency_ms_hint: PositiveInt | None = None
+    quality: Annotated[int, Field(ge=0, le=100)] | None = None
 
     @field_validator("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", mode="before")
     @classmethod
@@ -286,6 +291,8 @@ def _build(data: dict[str, Any], *, source: str, simulator_url: str) -> Catalog:
             tpm=spec_m.tpm,
             aliases=tuple(spec_m.aliases),
             deprecated=spec_m.deprecated,
+            latency_ms_hint=spec_m.latency_ms_hint,
+            quality=spec_m.quality,
         )
 
     if problems:

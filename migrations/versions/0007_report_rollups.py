@@ -1,7 +1,7 @@
 """report rollups
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-11-22 07:10:00.848719
 """
 
