@@ -114,7 +114,10 @@ def redis_client(settings: Settings) -> Iterator[redis.Redis]:
 def api_url(stack: Stack) -> str:
     """The API as a real uvicorn process on the test stack's database and broker."""
     stack.options.api_port = 0
-    return stack.start_api()
+    url = stack.start_api()
+    # The CLI, run in this process by the tests, calls the test API as the operator.
+    os.environ["SWITCHBOARD_API_KEY"] = stack.admin_key
+    return url
 
 
 @pytest.fixture(scope="session")

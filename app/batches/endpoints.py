@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -32,6 +32,8 @@ from app.constants import MAX_BATCH_REQUESTS, Priority
 from app.db.engine import unit_of_work
 from app.errors import BatchTooLarge, InvalidInput
 from app.jobs.schemas import BatchItem, BatchLine, Metadata, Project, Strict
+from app.policies.endpoints import Policies
+from app.policies.rules import Policy
 from app.registry.service import Registry
 from app.routing.live import CurrentPerformance
 from app.routing.plan import PerformanceSource
@@ -122,6 +124,7 @@ async def create_batch(
     registry: CurrentRegistry,
     idempotency_key: IdempotencyKey,
     performance: CurrentPerformance,
+    policies: Policies,
 ) -> Response:
     declared = request.headers.get("content-length")
     if (
@@ -157,6 +160,7 @@ async def create_batch(
         lines,
         caller.tenant_id,
         performance.get,
+        policies.get,
     )
     if submitted.created:
         await run_in_threadpool(publish_after_commit, state.dispatcher, submitted.refs)
@@ -173,6 +177,7 @@ def _submit(
     lines: list[int] | None,
     tenant_id: str,
     performance: PerformanceSource,
+    policies: Callable[[], list[Policy]],
 ) -> SubmittedBatch:
     with unit_of_work(state.sessions) as session:
         return submit_batch(
@@ -185,6 +190,7 @@ def _submit(
             line_numbers=lines,
             usable=state.usable,
             performance=performance,
+            policies=policies,
         )
 
 

@@ -27,8 +27,9 @@ from app.jobs.service import (
     request_hash,
 )
 from app.jobs.states import TERMINAL, BatchStatus
+from app.policies.rules import Policy
 from app.registry.service import ModelInfo, Registry
-from app.routing.plan import PerformanceSource, Plan, plan_chain
+from app.routing.plan import PerformanceSource, Plan, PolicySource, plan_chain
 
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
 CHAT_ENDPOINT = "/v1/chat/completions"
@@ -62,6 +63,7 @@ def submit_batch(
     line_numbers: Sequence[int] | None = None,
     usable: Callable[[ModelInfo], bool] | None = None,
     performance: PerformanceSource | None = None,
+    policies: Callable[[], Sequence[Policy]] | None = None,
 ) -> SubmittedBatch:
     """Insert the batch and all its jobs as queued; every request is checked before any insert."""
     if options.endpoint != CHAT_ENDPOINT:
@@ -75,7 +77,8 @@ def submit_batch(
         raise InvalidInput(
             "completion_window must be '24h'", code="invalid_request", param="completion_window"
         )
-    plans = _resolve_all(registry, requests, line_numbers, performance, usable)
+    source = PolicySource(policies, tenant_id) if policies is not None else None
+    plans = _resolve_all(registry, requests, line_numbers, performance, usable, source)
     digest = request_hash(
         {
             "requests": [
@@ -169,6 +172,7 @@ def _resolve_all(
     line_numbers: Sequence[int] | None,
     performance: PerformanceSource | None,
     usable: Callable[[ModelInfo], bool] | None,
+    policies: PolicySource | None = None,
 ) -> list[Plan]:
     """Each request's fallback chain; identical model lists are resolved once (a strategy
     request is routed on its own: its cost depends on its own tokens)."""
@@ -186,6 +190,8 @@ def _resolve_all(
                     performance=performance,
                     usable=usable,
                     param=_model_param(request.params, i, line),
+                    policies=policies,
+                    metadata=request.metadata,
                 )
             except InvalidInput as err:
                 if line is not None:

@@ -26,6 +26,7 @@ from app.jobs.schemas import (
 from app.jobs.service import cancel_job, get_job, job_attempts, list_jobs, submit_job
 from app.jobs.states import JobStatus
 from app.ledger.cost import format_usd
+from app.policies.endpoints import Policies
 from app.routing.live import CurrentPerformance
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def create_job(
     registry: CurrentRegistry,
     idempotency_key: IdempotencyKey,
     performance: CurrentPerformance,
+    policies: Policies,
 ) -> JobAccepted:
     with uow() as session:
         submitted = submit_job(
@@ -60,6 +62,7 @@ def create_job(
             idempotency_key=idempotency_key,
             usable=state.usable,
             performance=performance.get,
+            policies=policies.get,
         )
         job_id, job_status = submitted.job.id, submitted.job.status
     if submitted.created:

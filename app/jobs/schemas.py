@@ -116,8 +116,12 @@ class RouteOptions(Strict):
     ) = Field(default=None, description="`balanced` strategy weights (default all equal).")
 
 
-# Ways a request names its model; only the ones a schema has are checked (``policy`` later).
+# Ways a request names its model: exactly one of them.
 MODEL_SOURCES = ("model", "strategy", "policy")
+PolicyName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class ChatParams(StorableRequest):
@@ -135,6 +139,14 @@ class ChatParams(StorableRequest):
     )
     route: RouteOptions | None = Field(
         default=None, description="Filters and preferences for `strategy`."
+    )
+    policy: PolicyName | None = Field(
+        default=None,
+        description="A routing policy (GET /v1/policies) whose rules pick the models from "
+        "`metadata` (task_type, language, agent) and `tags`.",
+    )
+    tags: Annotated[list[Tag], Field(max_length=32)] | None = Field(
+        default=None, description="Tags a routing policy's rules may match on."
     )
     messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)] | None = None
     prompt: Annotated[str, StringConstraints(min_length=1)] | None = Field(
@@ -194,7 +206,14 @@ class ChatParams(StorableRequest):
         return body
 
 
-_CHAT_FIELDS = set(ChatParams.model_fields) - {"model", "prompt", "strategy", "route"}
+_CHAT_FIELDS = set(ChatParams.model_fields) - {
+    "model",
+    "prompt",
+    "strategy",
+    "route",
+    "policy",
+    "tags",
+}
 
 
 Project = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -289,8 +308,8 @@ class JobOut(BaseModel):
     model: list[str] = Field(description="The requested model and its fallbacks, in order.")
     routing: dict[str, Any] | None = Field(
         default=None,
-        description="For a `strategy` job: strategy, chosen model, chain, estimated cost "
-        "and latency, and the reason.",
+        description="For a `strategy` or `policy` job: the policy and rule, strategy, chosen "
+        "model, chain, estimated cost and latency, and the reason.",
     )
     served_model: str | None
     provider: str | None

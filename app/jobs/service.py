@@ -22,8 +22,9 @@ from app.ids import job_id as new_job_id
 from app.jobs.schemas import ChatParams, JobCreate
 from app.jobs.states import JobStatus
 from app.ledger.record import Cancelled, record
+from app.policies.rules import Policy
 from app.registry.service import ModelInfo, Registry
-from app.routing.plan import PerformanceSource, plan_chain
+from app.routing.plan import PerformanceSource, PolicySource, plan_chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +172,20 @@ def submit_job(
     idempotency_key: str | None = None,
     usable: Callable[[ModelInfo], bool] | None = None,
     performance: PerformanceSource | None = None,
+    policies: Callable[[], Sequence[Policy]] | None = None,
 ) -> Submitted:
     """Insert one queued job, or find the one an earlier call with the same key created.
 
     A new job reserves its worst-case cost against the budgets that apply to it; with no
     room, ``BudgetExceeded`` and nothing is written (the caller's transaction rolls back)."""
-    plan = plan_chain(registry, spec, performance=performance, usable=usable)
+    plan = plan_chain(
+        registry,
+        spec,
+        performance=performance,
+        usable=usable,
+        policies=PolicySource(policies, tenant_id) if policies is not None else None,
+        metadata=spec.metadata,
+    )
     chain = plan.chain
     now = datetime.now(UTC)
     values = job_values(

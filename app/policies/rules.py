@@ -36,6 +36,7 @@ class PolicyRoute:
     strategy: str | None
     max_cost_usd: Decimal | None
     reason: str
+    weighted: bool = False  # the first model was drawn by the rule's traffic weights
 
 
 def by_priority(policies: Iterable[Policy]) -> list[Policy]:
@@ -102,6 +103,7 @@ def _route(policy: Policy, index: int, rule: Rule, rand: random.Random) -> Polic
         strategy=rule.route.strategy,
         max_cost_usd=rule.route.max_cost_usd,
         reason=reason,
+        weighted=picked is not None and bool(rule.route.weights),
     )
 
 

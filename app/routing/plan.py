@@ -7,15 +7,19 @@ routing record (stored in ``jobs.routing``) saying what was chosen and why.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, cast
 
+from app.constants import DEFAULT_TENANT
+from app.errors import InvalidInput, NotFound
 from app.jobs.schemas import ChatParams
+from app.policies.rules import Policy, resolve
 from app.ratelimit.estimate import estimate_prompt_tokens
 from app.registry.service import ModelInfo, Registry
 from app.routing.performance import PerformanceTable, empty_table
-from app.routing.selection import Selection, SelectionRequest, select
+from app.routing.selection import Selection, SelectionRequest, Strategy, select, select_among
 
 PerformanceSource = Callable[[], PerformanceTable]
 
@@ -26,13 +30,14 @@ class Plan:
     routing: dict[str, Any] | None
 
 
-def selection_request(params: ChatParams) -> SelectionRequest:
+def selection_request(params: ChatParams, strategy: Strategy | None = None) -> SelectionRequest:
     """What a strategy request needs: its token estimate, its capabilities, its filters.
 
     Capabilities the body itself implies (tools, a JSON response format, image parts) are
     required too, so the gateway never routes a request to a model that cannot serve it.
     """
-    assert params.strategy is not None
+    strategy = strategy or params.strategy
+    assert strategy is not None
     body = params.to_request()
     route = params.route
     needed = {"chat", *(route.capabilities or [] if route else [])}
@@ -43,7 +48,7 @@ def selection_request(params: ChatParams) -> SelectionRequest:
     if _has_images(body.get("messages", [])):
         needed.add("vision")
     return SelectionRequest(
-        strategy=params.strategy,
+        strategy=strategy,
         input_tokens=estimate_prompt_tokens(body.get("messages", []), params.tools),
         max_tokens=params.max_tokens,
         capabilities=frozenset(needed),
@@ -67,6 +72,14 @@ def route_request(
     return select(registry, table, selection_request(params), usable=usable)
 
 
+@dataclass(frozen=True, slots=True)
+class PolicySource:
+    """What a ``policy`` request is resolved against: the policies, and whose request it is."""
+
+    policies: Callable[[], Sequence[Policy]]
+    tenant_id: str
+
+
 def plan_chain(
     registry: Registry,
     params: ChatParams,
@@ -74,8 +87,13 @@ def plan_chain(
     performance: PerformanceSource | None = None,
     usable: Callable[[ModelInfo], bool] | None = None,
     param: str = "model",
+    policies: PolicySource | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Plan:
-    """The request's chain: its named models (checked), or the chosen model and fallbacks."""
+    """The request's chain: its named models (checked), the chosen model and fallbacks, or
+    what its routing policy says."""
+    if params.policy is not None:
+        return _policy_plan(registry, params, policies, metadata or {}, performance, usable)
     if params.strategy is None:
         from app.jobs.service import resolve_chain  # the service imports this module
 
@@ -91,3 +109,64 @@ def _has_images(messages: list[dict[str, Any]]) -> bool:
         if isinstance(message.get("content"), list)
         for part in message["content"]
     )
+
+
+def _policy_plan(
+    registry: Registry,
+    params: ChatParams,
+    source: PolicySource | None,
+    metadata: Mapping[str, str],
+    performance: PerformanceSource | None,
+    usable: Callable[[ModelInfo], bool] | None,
+) -> Plan:
+    """The policy's matching rule decides: its models in order (a weighted pick first), or,
+    when the rule names a strategy, the best of its models by that strategy."""
+    assert params.policy is not None
+    try:
+        route = resolve(
+            source.policies() if source is not None else (),
+            name=params.policy,
+            request_metadata=metadata,
+            tags=params.tags or (),
+            tenant_id=source.tenant_id if source is not None else DEFAULT_TENANT,
+            rand=random.Random(),
+        )
+    except NotFound as err:  # in a request body an unknown policy is bad input, not a 404
+        raise InvalidInput(err.message, code=err.code, param="policy") from None
+    assert route is not None  # a named policy resolves or raises
+    record: dict[str, Any] = {"policy": route.policy, "rule": route.rule_index}
+    if route.strategy is not None and not route.weighted:
+        table = performance() if performance is not None else empty_table()
+        request = replace(
+            selection_request(params, cast(Strategy, route.strategy)),
+            max_cost_usd=route.max_cost_usd,
+        )
+        selection = select_among(registry, table, request, route.models, usable=usable)
+        record.update(selection.record(), reason=f"{route.reason}; {selection.reason}")
+        return Plan(list(selection.chain), record)
+    # Models a stored policy names may have been disabled or removed since: skip them.
+    chain = [
+        model
+        for name in route.models
+        if (model := _known(registry, name)) is not None and "chat" in model.capabilities
+    ]
+    if not chain:
+        raise InvalidInput(
+            f"none of the models of {route.reason} is available",
+            code="no_model_available",
+            param="policy",
+        )
+    record.update(
+        strategy=route.strategy,
+        model=chain[0].id,
+        chain=[m.id for m in chain],
+        reason=route.reason,
+    )
+    return Plan(chain, record)
+
+
+def _known(registry: Registry, name: str) -> ModelInfo | None:
+    try:
+        return registry.model(name)
+    except InvalidInput:
+        return None

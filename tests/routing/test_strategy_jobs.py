@@ -51,7 +51,10 @@ def test_a_job_gives_exactly_one_of_model_or_strategy(api: httpx.Client) -> None
     neither = api.post("/v1/jobs", json={"messages": [{"role": "user", "content": "Hi"}]})
     for response in (both, neither):
         assert response.status_code == 400
-        assert "give exactly one of `model` or `strategy`" in response.json()["error"]["message"]
+        assert (
+            "give exactly one of `model`, `strategy` or `policy`"
+            in response.json()["error"]["message"]
+        )
     stray = api.post(
         "/v1/jobs",
         json={"model": "sim-gpt-mini", "prompt": "Hi", "route": {"prefer_models": SIM_PAIR}},
