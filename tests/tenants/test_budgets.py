@@ -15,7 +15,9 @@ from sqlalchemy import Engine, text
 from app.budgets.worst_case import worst_case_usd
 from app.jobs.schemas import JobCreate
 from app.registry.service import Registry, load_registry
-from tests.conftest import wait_for_jobs, wait_until
+from app.simulator.config import SimModel, default_config
+from app.simulator.control import with_models
+from tests.conftest import Simulator, wait_for_jobs, wait_until
 
 MAX_TOKENS = 400
 JOB = {
@@ -52,7 +54,14 @@ def test_n_concurrent_jobs_against_a_budget_for_half_never_overspend(
     registry: Registry,
     engine: Engine,
     workers: object,
+    simulator: Simulator,
 ) -> None:
+    # Answers slower than the submissions take, so that no job settles (and frees its
+    # reservation) while the others are still being submitted: exactly half must fit.
+    def slow(spec: SimModel) -> SimModel:
+        return spec.model_copy(update={"latency_ms": 2500.0, "jitter_ms": 0.0})
+
+    simulator.configure(with_models(default_config(), "sim-openai", slow))
     n = 24
     tenant = new_tenant()
     tenant_id = tenant.tenant_id  # type: ignore[attr-defined]
