@@ -31,6 +31,7 @@ from app.routing import endpoints as breakers
 from app.routing.breakers import CircuitBreakers
 from app.tenants import endpoints as tenants
 from app.tenants.keys import admin_key
+from app.webhooks import routes as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ def create_app(
         breakers.router,
         tenants.router,
         budgets.router,
+        webhooks.router,
+        webhooks.tenant_router,
     ):
         app.include_router(router, responses=common, dependencies=[require_caller])
     _finish_openapi(app)

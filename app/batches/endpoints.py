@@ -31,8 +31,9 @@ from app.batches.service import (
 from app.constants import MAX_BATCH_REQUESTS, Priority
 from app.db.engine import unit_of_work
 from app.errors import BatchTooLarge, InvalidInput
-from app.jobs.schemas import BatchItem, BatchLine, Metadata, Project, Strict
+from app.jobs.schemas import BatchItem, BatchLine, Metadata, Project, Strict, WebhookUrl
 from app.registry.service import Registry
+from app.webhooks.routes import adopt
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -52,6 +53,9 @@ class BatchEnvelope(Strict):
     metadata: Metadata | None = None
     priority: Priority = Priority.LOW
     project: Project | None = None
+    webhook_url: WebhookUrl | None = Field(
+        default=None, description="Where to POST `batch.completed` (signed); not per job."
+    )
 
 
 class BatchCreate(BatchEnvelope):
@@ -65,6 +69,7 @@ class BatchCreate(BatchEnvelope):
 class BatchQueryOptions(Strict):
     priority: Priority = Priority.LOW
     project: Project | None = None
+    webhook_url: WebhookUrl | None = None
     completion_window: Literal["24h"] = "24h"
     endpoint: Literal["/v1/chat/completions"] = "/v1/chat/completions"
     metadata: Metadata | None = None
@@ -163,6 +168,7 @@ def _submit(
     tenant_id: str,
 ) -> SubmittedBatch:
     with unit_of_work(state.sessions) as session:
+        adopt(session, state, tenant_id, options.webhook_url)
         return submit_batch(
             session,
             requests,
@@ -209,6 +215,7 @@ def _from_json(body: bytes, state: ApiState) -> tuple[BatchOptions, list[BatchRe
         priority=envelope.priority,
         metadata=envelope.metadata,
         project=envelope.project,
+        webhook_url=envelope.webhook_url,
     )
     return options, requests, None
 
@@ -236,6 +243,7 @@ def _from_jsonl(
         priority=parsed.priority,
         metadata=parsed.metadata,
         project=parsed.project,
+        webhook_url=parsed.webhook_url,
     )
     return options, requests, lines
 

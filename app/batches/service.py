@@ -41,6 +41,7 @@ class BatchOptions:
     priority: Priority = Priority.LOW
     metadata: dict[str, str] | None = None
     project: str | None = None
+    webhook_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,7 @@ def submit_batch(
         "priority": options.priority.value,
         "metadata": options.metadata or {},
         "project": options.project,
+        "webhook_url": options.webhook_url,
         "idempotency_key": idempotency_key,
         "request_hash": digest,
         "total": len(requests),

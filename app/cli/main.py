@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cli.client import ApiClient
+from app.cli.webhooks import webhooks_cli
 from app.errors import InvalidInput, SwitchboardError
 
 cli = typer.Typer(
@@ -26,6 +27,7 @@ cli = typer.Typer(
 )
 bench = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
 cli.add_typer(bench, name="bench")
+cli.add_typer(webhooks_cli, name="webhooks")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -26,6 +26,7 @@ from app.jobs.schemas import (
 from app.jobs.service import cancel_job, get_job, job_attempts, list_jobs, submit_job
 from app.jobs.states import JobStatus
 from app.ledger.cost import format_usd
+from app.webhooks.routes import adopt
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -49,6 +50,7 @@ def create_job(
     idempotency_key: IdempotencyKey,
 ) -> JobAccepted:
     with uow() as session:
+        adopt(session, state, caller.tenant_id, spec.webhook_url)
         submitted = submit_job(
             session,
             spec,

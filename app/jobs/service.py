@@ -186,7 +186,9 @@ def submit_job(
         start=first_usable(chain, usable),
     )
     digest = request_hash(spec.model_dump(mode="json", exclude_none=True))
-    values.update(idempotency_key=idempotency_key, request_hash=digest)
+    values.update(
+        idempotency_key=idempotency_key, request_hash=digest, webhook_url=spec.webhook_url
+    )
     stmt = insert(jobs).values(values)
     if idempotency_key is not None:
         stmt = stmt.on_conflict_do_nothing(

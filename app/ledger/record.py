@@ -104,6 +104,7 @@ class Recorded:
     moved: bool  # False: the claim was lost, nothing was written
     batch_id: str | None = None
     batch_status: str | None = None
+    webhook_events: tuple[str, ...] = ()  # outbox rows written with this outcome, to publish
 
 
 _JOB_SET: dict[str, str] = {
@@ -169,6 +170,59 @@ _BATCH = """, b AS (
     RETURNING batches.status
 )"""
 
+# The batch CTE when a job ends: it also says whether this statement finished the batch (only
+# the one that did sees ``completed_at`` or ``cancelled_at`` equal to its own ``now()``).
+_BATCH_ENDING = _BATCH.replace(
+    "RETURNING batches.status",
+    """RETURNING batches.status, batches.id, batches.tenant_id, batches.webhook_url,
+        batches.total, batches.succeeded, batches.failed, batches.cancelled,
+        (batches.completed_at = now() OR batches.cancelled_at = now()) AS ended""",
+)
+
+# Webhook outbox rows, written in the statement that ends the job (so a crash cannot lose
+# them; app/webhooks/outbox.py delivers them). The tenant's default URL is read only when the
+# job (or batch) has none — a CASE, so the no-webhook path of a batch job reads nothing more —
+# and a batch's jobs use only their own URL: a batch's webhook gets just the batch event.
+_EVENT_ID = "'msg_' || replace(CAST(gen_random_uuid() AS text), '-', '')"
+_NOW_ISO = """to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+_JOB_EVENT = f""", wj AS (
+    SELECT j.*, coalesce(j.job_webhook_url, CASE WHEN j.batch_id IS NULL THEN
+        (SELECT webhook_url FROM tenants WHERE id = j.job_tenant_id) END) AS url FROM j
+), ej AS (
+    INSERT INTO webhook_events (id, tenant_id, type, url, job_id, batch_id, payload)
+    SELECT {_EVENT_ID}, wj.job_tenant_id, 'job.' || wj.job_status, wj.url, wj.id, wj.batch_id,
+        jsonb_build_object('type', 'job.' || wj.job_status, 'timestamp', {_NOW_ISO},
+            'data', jsonb_build_object('id', wj.id, 'status', wj.job_status,
+                'batch_id', wj.batch_id, 'custom_id', wj.job_custom_id, 'model', wj.job_model,
+                'cost_usd', CAST(trim_scale(wj.job_cost_usd) AS text))
+            || CASE WHEN wj.job_error_class IS NULL THEN '{{}}'::jsonb ELSE jsonb_build_object(
+                'error', jsonb_build_object('class', wj.job_error_class,
+                    'message', wj.job_error_message)) END)
+    FROM wj WHERE wj.url IS NOT NULL
+    RETURNING id
+)"""
+
+_BATCH_EVENT = f""", wb AS (
+    SELECT b.*, CASE WHEN b.ended THEN coalesce(b.webhook_url,
+        (SELECT webhook_url FROM tenants WHERE id = b.tenant_id)) END AS url FROM b
+), eb AS (
+    INSERT INTO webhook_events (id, tenant_id, type, url, batch_id, payload)
+    SELECT {_EVENT_ID}, wb.tenant_id, 'batch.' || wb.status, wb.url, wb.id,
+        jsonb_build_object('type', 'batch.' || wb.status, 'timestamp', {_NOW_ISO},
+            'data', jsonb_build_object('id', wb.id, 'status', wb.status,
+                'request_counts', jsonb_build_object('total', wb.total,
+                    'completed', wb.succeeded, 'failed', wb.failed,
+                    'cancelled', wb.cancelled)))
+    FROM wb WHERE wb.url IS NOT NULL
+    RETURNING id
+)"""
+# Aliased: ``b`` updates batches FROM j, where bare names like ``status`` must stay the batch's.
+_ENDING_RETURNING = """, tenant_id AS job_tenant_id, status AS job_status,
+    custom_id AS job_custom_id, webhook_url AS job_webhook_url,
+    error_class AS job_error_class, error_message AS job_error_message,
+    coalesce(served_model, models[chain_index + 1]) AS job_model"""
+
 
 # A job that ends gives back its budget reservations and pays what it really cost. ``h``
 # reads the holds as they were before this statement (``j`` clears them), so they are settled
@@ -205,16 +259,28 @@ def _statement(
     bill = _BILL if billed else ""
     release = ", budget_holds = NULL" if terminal else ""
     batch = terminal or billed  # the batch's counters move when a job ends or pays
+    job_event = outcome in ("Succeeded", "Failed")
+    events = []
+    if job_event:
+        events.append("SELECT id FROM ej")
+    if terminal:
+        events.append("SELECT id FROM eb")
     return (
         f"WITH j AS (UPDATE jobs SET {bump}{_JOB_SET[outcome]}{bill}{release} "
         f"WHERE id = %(job_id)s AND {guard} "
-        "RETURNING id, attempt_count, batch_id, cost_usd AS job_cost_usd)"
+        "RETURNING id, attempt_count, batch_id, cost_usd AS job_cost_usd"
+        + (_ENDING_RETURNING if job_event else "")
+        + ")"
         + (_ATTEMPT if with_attempt else "")
         + (_SETTLE if terminal else "")
-        + (_BATCH if batch else "")
+        + ((_BATCH_ENDING if terminal else _BATCH) if batch else "")
+        + (_JOB_EVENT if job_event else "")
+        + (_BATCH_EVENT if terminal else "")
         + " SELECT (SELECT count(*) FROM j) AS moved, (SELECT batch_id FROM j) AS batch_id, "
         + ("(SELECT status FROM b)" if batch else "NULL")
-        + " AS batch_status"
+        + " AS batch_status, "
+        + (f"ARRAY({' UNION ALL '.join(events)})" if events else "NULL")
+        + " AS webhook_events"
     )
 
 
@@ -252,7 +318,12 @@ def record(
     with conn.cursor(row_factory=dict_row) as cursor:
         row = cursor.execute(stmt, params).fetchone()
     assert row is not None
-    return Recorded(bool(row["moved"]), row["batch_id"], row["batch_status"])
+    return Recorded(
+        bool(row["moved"]),
+        row["batch_id"],
+        row["batch_status"],
+        tuple(row["webhook_events"] or ()),
+    )
 
 
 def _outcome_params(outcome: Outcome) -> dict[str, Any]:
