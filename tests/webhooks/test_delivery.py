@@ -72,8 +72,10 @@ def test_a_failed_delivery_is_retried_and_both_tries_are_signed_and_recorded(
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery["id"]
     event = orjson.loads(second.body)
     assert event["type"] == "job.succeeded"
-    assert event["data"]["id"] == job_id and event["data"]["status"] == "succeeded"
-    assert event["data"]["model"] == MODEL and float(event["data"]["cost_usd"]) > 0
+    assert event["data"]["id"] == job_id
+    assert event["data"]["status"] == "succeeded"
+    assert event["data"]["model"] == MODEL
+    assert float(event["data"]["cost_usd"]) > 0
     assert "error" not in event["data"]
 
 
@@ -120,7 +122,8 @@ def test_a_batch_webhook_gets_one_batch_event_and_no_job_events(
     assert created.status_code == 200, created.text
     batch_id = created.json()["id"]
     delivery = settled(api, "delivered", batch_id=batch_id)
-    assert delivery["type"] == "batch.completed" and delivery["job_id"] is None
+    assert delivery["type"] == "batch.completed"
+    assert delivery["job_id"] is None
     event = orjson.loads(receiver.received[0].body)
     assert event["data"]["id"] == batch_id
     assert event["data"]["request_counts"] == {
@@ -156,7 +159,8 @@ def test_a_tenants_default_webhook_is_used_and_its_secret_comes_from_rotation(
     assert api.put(path, json={"url": receiver.url}).status_code == 200
     [endpoint] = tenant.get("/v1/webhooks/endpoints").json()["data"]
     rotated = tenant.post(f"/v1/webhooks/endpoints/{endpoint['id']}/rotate").json()
-    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != endpoint["secret"]
+    assert rotated["secret"].startswith("whsec_")
+    assert rotated["secret"] != endpoint["secret"]
 
     job_id = submit(tenant)  # no webhook_url of its own
     settled(tenant, "delivered", job_id=job_id)

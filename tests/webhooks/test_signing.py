@@ -51,6 +51,7 @@ def test_verify_refuses(secret: str, hdrs: dict[str, str], body: str, now: float
 
 def test_new_secrets_are_whsec_base64_and_distinct() -> None:
     one, two = new_secret(), new_secret()
-    assert one.startswith("whsec_") and one != two
+    assert one.startswith("whsec_")
+    assert one != two
     signed = sign(one, "msg_x", 1, b"{}")
     verify(one, headers(signed, 1) | {"webhook-id": "msg_x"}, b"{}", now=1)
