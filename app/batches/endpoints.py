@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -168,12 +169,12 @@ def _submit(
     tenant_id: str,
 ) -> SubmittedBatch:
     with unit_of_work(state.sessions) as session:
-        adopt(session, state, tenant_id, options.webhook_url)
+        notify = adopt(session, state, tenant_id, options.webhook_url)
         return submit_batch(
             session,
             requests,
             registry,
-            options,
+            replace(options, notify=notify),
             tenant_id=tenant_id,
             idempotency_key=idempotency_key,
             line_numbers=lines,

@@ -42,6 +42,7 @@ class BatchOptions:
     metadata: dict[str, str] | None = None
     project: str | None = None
     webhook_url: str | None = None
+    notify: bool = False  # a webhook (the batch's or the tenant's) applies: see JobRow.notify
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ def submit_batch(
             batch_id=batch_values["id"],
             project=options.project,
             start=starts[id(chain)],
+            notify=options.notify,
         )
         for r, chain in zip(requests, chains, strict=True)
     ]

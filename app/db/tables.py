@@ -197,6 +197,9 @@ class JobRow(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    # A webhook (the job's, its batch's or its tenant's default) applied when it was submitted:
+    # only then does its terminal statement carry the outbox inserts (app/ledger/record.py).
+    notify: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     project: Mapped[str | None] = mapped_column(Text)
     # How the model chain was chosen (policy, strategy, reason, estimates); None: named models.
     routing: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))

@@ -50,7 +50,7 @@ def create_job(
     idempotency_key: IdempotencyKey,
 ) -> JobAccepted:
     with uow() as session:
-        adopt(session, state, caller.tenant_id, spec.webhook_url)
+        notify = adopt(session, state, caller.tenant_id, spec.webhook_url)
         submitted = submit_job(
             session,
             spec,
@@ -59,6 +59,7 @@ def create_job(
             default_deadline_s=state.settings.default_deadline_s,
             idempotency_key=idempotency_key,
             usable=state.usable,
+            notify=notify,
         )
         job_id, job_status = submitted.job.id, submitted.job.status
     if submitted.created:

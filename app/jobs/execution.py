@@ -351,7 +351,9 @@ def _finish(
     """Record ``outcome``; then publish or set aside what it implies. False if claim lost."""
     recorded = retrying(
         rt.engine,
-        lambda conn: record(conn, claim.id, outcome, attempt=attempt, claim_token=claim.token),
+        lambda conn: record(
+            conn, claim.id, outcome, attempt=attempt, claim_token=claim.token, notify=claim.notify
+        ),
         for_s=rt.lease_s,
     )
     if not recorded.moved:

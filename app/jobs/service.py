@@ -84,6 +84,7 @@ def job_values(
     batch_id: str | None = None,
     project: str | None = None,
     start: int = 0,
+    notify: bool = False,
 ) -> dict[str, Any]:
     """The row for a new queued job (shared by single submissions and batches)."""
     return {
@@ -99,6 +100,7 @@ def job_values(
         "provider": chain[start].provider,
         "metadata": metadata or {},
         "project": project,
+        "notify": notify,
         "created_at": now,
         "queued_at": now,
         "deadline_at": now + timedelta(seconds=deadline_s),
@@ -118,6 +120,7 @@ _COPY_COLUMNS = (
     "provider",
     "metadata",
     "project",
+    "notify",
     "budget_holds",
     "created_at",
     "queued_at",
@@ -166,6 +169,7 @@ def submit_job(
     tenant_id: str = DEFAULT_TENANT,
     idempotency_key: str | None = None,
     usable: Callable[[ModelInfo], bool] | None = None,
+    notify: bool = False,
 ) -> Submitted:
     """Insert one queued job, or find the one an earlier call with the same key created.
 
@@ -184,6 +188,7 @@ def submit_job(
         metadata=spec.metadata,
         project=spec.project,
         start=first_usable(chain, usable),
+        notify=notify,
     )
     digest = request_hash(spec.model_dump(mode="json", exclude_none=True))
     values.update(

@@ -244,6 +244,7 @@ def _statement(
     billed: bool,
     claimed: bool,
     only_from: tuple[str, ...] | None,
+    notify: bool = True,
 ) -> str:
     terminal = _TARGET[outcome] in TERMINAL
     allowed = sources_for(_TARGET[outcome])
@@ -259,11 +260,12 @@ def _statement(
     bill = _BILL if billed else ""
     release = ", budget_holds = NULL" if terminal else ""
     batch = terminal or billed  # the batch's counters move when a job ends or pays
-    job_event = outcome in ("Succeeded", "Failed")
+    job_event = notify and outcome in ("Succeeded", "Failed")
+    batch_event = notify and terminal
     events = []
     if job_event:
         events.append("SELECT id FROM ej")
-    if terminal:
+    if batch_event:
         events.append("SELECT id FROM eb")
     return (
         f"WITH j AS (UPDATE jobs SET {bump}{_JOB_SET[outcome]}{bill}{release} "
@@ -273,9 +275,9 @@ def _statement(
         + ")"
         + (_ATTEMPT if with_attempt else "")
         + (_SETTLE if terminal else "")
-        + ((_BATCH_ENDING if terminal else _BATCH) if batch else "")
+        + ((_BATCH_ENDING if batch_event else _BATCH) if batch else "")
         + (_JOB_EVENT if job_event else "")
-        + (_BATCH_EVENT if terminal else "")
+        + (_BATCH_EVENT if batch_event else "")
         + " SELECT (SELECT count(*) FROM j) AS moved, (SELECT batch_id FROM j) AS batch_id, "
         + ("(SELECT status FROM b)" if batch else "NULL")
         + " AS batch_status, "
@@ -292,12 +294,17 @@ def record(
     attempt: AttemptRecord | None = None,
     claim_token: int | None = None,
     only_from: tuple[str, ...] | None = None,
+    notify: bool = True,
 ) -> Recorded:
     """Move the job to ``outcome`` (and log ``attempt``) if the caller still owns it.
 
     With ``claim_token`` the job must be running under that claim; without it (the
     reconciler, cancellation) it must be in a status the transition table allows — narrowed
     to ``only_from`` if given (e.g. never a job that a live worker holds).
+
+    ``notify=False`` (the job's ``notify`` flag, read with its claim) leaves out the webhook
+    outbox inserts: the hot path of a job without webhooks pays nothing for them. Callers
+    that don't know the flag keep the default; the statement then decides by itself.
     """
     billed = attempt is not None and attempt.billed
     if isinstance(outcome, Succeeded) and not billed:
@@ -313,7 +320,12 @@ def record(
                 batch_cost_usd=attempt.cost_usd or Decimal(0),
             )
     stmt = _statement(
-        type(outcome).__name__, attempt is not None, billed, claim_token is not None, only_from
+        type(outcome).__name__,
+        attempt is not None,
+        billed,
+        claim_token is not None,
+        only_from,
+        notify,
     )
     with conn.cursor(row_factory=dict_row) as cursor:
         row = cursor.execute(stmt, params).fetchone()

@@ -33,13 +33,16 @@ EventId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
 DeliveryStatus = Literal["pending", "delivered", "failed", "disabled"]
 
 
-def adopt(session: Session, state: ApiState, tenant_id: str, url: str | None) -> None:
+def adopt(session: Session, state: ApiState, tenant_id: str, url: str | None) -> bool:
     """Check a webhook URL a caller gave (400 ``webhook_url_forbidden``) and make sure the
-    tenant has an endpoint, with a secret, for it."""
+    tenant has an endpoint, with a secret, for it. True if a webhook applies to what is being
+    submitted (this URL or the tenant's default): the jobs' ``notify`` flag."""
     if url is None:
-        return
+        default = session.scalar(select(TenantRow.webhook_url).where(TenantRow.id == tenant_id))
+        return default is not None
     check(url, Destinations.from_settings(state.settings))
     receivers.ensure(session, state.secrets, tenant_id, url)
+    return True
 
 
 class EndpointCreate(Strict):
