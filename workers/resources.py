@@ -115,6 +115,7 @@ def build_resources(settings: Settings) -> ProcessResources:
         Destinations.from_settings(settings),
         RetryPolicy.from_settings(settings),
         lease_s=settings.webhook_lease_s,
+        total_s=settings.webhook_timeout_s,
     )
     return ProcessResources(
         settings, engine, client, http, runtime, reconciler, deliverer, events, webhook_http

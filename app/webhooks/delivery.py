@@ -98,10 +98,16 @@ class Answer:
 
 
 def send(
-    client: httpx.Client, url: str, allowed: Destinations, headers: dict[str, str], body: bytes
+    client: httpx.Client,
+    url: str,
+    allowed: Destinations,
+    headers: dict[str, str],
+    body: bytes,
+    total_s: float = 10.0,
 ) -> Answer:
     """POST ``body`` to ``url``'s checked address (re-resolved and re-checked now), reading at
-    most a few KB of the answer and following no redirect."""
+    most a few KB of the answer within ``total_s`` and following no redirect (a 3xx is a
+    failed try: a redirect could lead anywhere, past the address check)."""
     started = time.perf_counter()
 
     def elapsed() -> int:
@@ -124,7 +130,7 @@ def send(
             read = 0
             for chunk in response.iter_raw():
                 read += len(chunk)
-                if read >= MAX_RESPONSE_BYTES:
+                if read >= MAX_RESPONSE_BYTES or time.perf_counter() - started > total_s:
                     break
         finally:
             response.close()
@@ -180,6 +186,7 @@ class Deliverer:
     allowed: Destinations
     policy: RetryPolicy
     lease_s: float = 60.0
+    total_s: float = 10.0
 
     def __post_init__(self) -> None:
         self._sessions = make_sessionmaker(self.engine)
@@ -206,7 +213,7 @@ class Deliverer:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(secret, event_id, timestamp, body),
         }
-        answer = send(self.client, url, self.allowed, headers, body)
+        answer = send(self.client, url, self.allowed, headers, body, self.total_s)
         if answer.delivered:
             status = "delivered"
         elif answer.status_code == 410:

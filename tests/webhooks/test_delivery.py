@@ -214,3 +214,9 @@ def test_an_event_written_without_a_publish_is_delivered_by_the_sweep(
     event = orjson.loads(receiver.received[0].body)
     assert event["data"]["error"]["class"] == "deadline"
     assert event["data"]["model"] == "sim-llama-small"
+
+
+def test_a_job_without_any_webhook_writes_no_event(api: httpx.Client, engine: Engine) -> None:
+    job_id = submit(api)
+    assert wait_for_jobs(engine, [job_id]) == {job_id: "succeeded"}
+    assert deliveries(api, job_id=job_id) == []
