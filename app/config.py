@@ -55,6 +55,22 @@ class Settings(BaseSettings):
     stale_queued_s: float = 30.0
     visibility_timeout_s: int = 300
 
+    # Webhooks: retries back off exponentially with full jitter (a random delay up to
+    # min(cap, base * factor^(n-1))) for up to max_attempts tries; the sweep republishes due
+    # and stranded outbox rows every sweep interval.
+    webhook_retry_base_s: float = 5.0
+    webhook_retry_factor: float = 4.0
+    webhook_retry_cap_s: float = 3600.0
+    webhook_max_attempts: int = 8
+    webhook_sweep_interval_s: float = 2.0
+    webhook_lease_s: float = 60.0
+    webhook_connect_timeout_s: float = 5.0
+    webhook_timeout_s: float = 10.0
+    # Receivers on internal addresses (127.0.0.1, 10.x, ...) are refused unless allowed here.
+    webhook_allow_private: bool = False
+    webhook_allow_hosts: list[str] = []
+    webhook_concurrency: int = 8
+
     secret_key: SecretStr | None = None
     # The operator's key to the API; tenants call with gateway keys the admin issues.
     admin_key: SecretStr | None = None

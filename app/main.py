@@ -33,6 +33,7 @@ from app.routing import selection_endpoints as routing
 from app.routing.breakers import CircuitBreakers
 from app.tenants import endpoints as tenants
 from app.tenants.keys import admin_key
+from app.webhooks import routes as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ def create_app(
         budgets.router,
         policies.router,
         routing.router,
+        webhooks.router,
+        webhooks.tenant_router,
     ):
         app.include_router(router, responses=common, dependencies=[require_caller])
     _finish_openapi(app)

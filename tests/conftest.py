@@ -30,7 +30,16 @@ from app.simulator.config import default_config
 from app.simulator.control import SimulatorControl
 
 TERMINAL = ("succeeded", "failed", "cancelled")
-TEST_WORKER_ENV = FAST_RECOVERY_ENV
+# Webhooks: receivers on 127.0.0.1 allowed, and retries in fractions of a second.
+WEBHOOK_TEST_ENV = {
+    "SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE": "true",
+    "SWITCHBOARD_WEBHOOK_RETRY_BASE_S": "0.2",
+    "SWITCHBOARD_WEBHOOK_RETRY_FACTOR": "2",
+    "SWITCHBOARD_WEBHOOK_RETRY_CAP_S": "1",
+    "SWITCHBOARD_WEBHOOK_MAX_ATTEMPTS": "4",
+    "SWITCHBOARD_WEBHOOK_SWEEP_INTERVAL_S": "0.3",
+}
+TEST_WORKER_ENV = {**FAST_RECOVERY_ENV, **WEBHOOK_TEST_ENV}
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from app.config import Settings, get_settings
 from app.constants import RECONCILE_TASK
 from app.embedded import resolve_urls
 from app.ledger.rollup import ROLLUP_INTERVAL_S, ROLLUP_TASK
+from app.webhooks.outbox import SWEEP_TASK
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 MAINTENANCE_QUEUE = "switchboard.maintenance"
@@ -29,7 +30,7 @@ def broker_url(settings: Settings) -> str:
 
 def create_celery_app(broker: str, settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("switchboard", broker=broker, include=["workers.tasks"])
+    app = Celery("switchboard", broker=broker, include=["workers.tasks", "workers.webhook_tasks"])
     if broker.startswith("redis://"):
         app.conf.broker_transport = "workers.broker:Transport"
     app.conf.update(
@@ -66,6 +67,14 @@ def create_celery_app(broker: str, settings: Settings | None = None) -> Celery:
                 "task": ROLLUP_TASK,
                 "schedule": ROLLUP_INTERVAL_S,
                 "options": {"queue": MAINTENANCE_QUEUE, "expires": ROLLUP_INTERVAL_S},
+            },
+            "webhook-sweep": {
+                "task": SWEEP_TASK,
+                "schedule": settings.webhook_sweep_interval_s,
+                "options": {
+                    "queue": MAINTENANCE_QUEUE,
+                    "expires": settings.webhook_sweep_interval_s,
+                },
             },
         },
     )

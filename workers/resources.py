@@ -25,6 +25,9 @@ from app.registry.secrets import secret_box
 from app.registry.service import Registry, load_registry
 from app.registry.snapshot import TimedSnapshot
 from app.routing.breakers import CircuitBreakers
+from app.webhooks.delivery import Deliverer, RetryPolicy, webhook_client
+from app.webhooks.outbox import EventPublisher
+from app.webhooks.ssrf import Destinations
 from workers.celery_app import create_celery_app
 from workers.dispatch import CeleryDispatcher
 
@@ -39,9 +42,13 @@ class ProcessResources:
     http: httpx.Client
     runtime: Runtime
     reconciler: Reconciler
+    webhooks: Deliverer
+    webhook_events: EventPublisher
+    webhook_http: httpx.Client
 
     def close(self) -> None:
         self.http.close()
+        self.webhook_http.close()
         self.engine.dispose()
         self.redis.close()
 
@@ -81,13 +88,16 @@ def build_resources(settings: Settings) -> ProcessResources:
         keys.invalidate()
         log.error("disabled key %s of %s: %s", key.id, key.provider, reason)
 
+    celery = create_celery_app(urls.redis_url, settings)
+    events = EventPublisher(celery)
     runtime = Runtime(
         engine=engine,
         registry=registry,
         keys=keys,
         http=http,
         # Published through an app on these settings' broker, whatever the process's env says.
-        dispatcher=CeleryDispatcher(create_celery_app(urls.redis_url, settings), client),
+        dispatcher=CeleryDispatcher(celery, client),
+        publish_events=events.publish,
         delayed=DelayedJobs(client),
         admission=Admission(TokenBuckets(client), max_in_slot_wait_s=settings.max_in_slot_wait_s),
         breakers=CircuitBreakers(client),
@@ -97,7 +107,19 @@ def build_resources(settings: Settings) -> ProcessResources:
         max_in_slot_wait_s=settings.max_in_slot_wait_s,
     )
     reconciler = Reconciler(engine, client, runtime.dispatcher, grace_s=settings.stale_queued_s)
-    return ProcessResources(settings, engine, client, http, runtime, reconciler)
+    webhook_http = webhook_client(settings)
+    deliverer = Deliverer(
+        engine,
+        box,
+        webhook_http,
+        Destinations.from_settings(settings),
+        RetryPolicy.from_settings(settings),
+        lease_s=settings.webhook_lease_s,
+        total_s=settings.webhook_timeout_s,
+    )
+    return ProcessResources(
+        settings, engine, client, http, runtime, reconciler, deliverer, events, webhook_http
+    )
 
 
 _lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -31,12 +32,13 @@ from app.batches.service import (
 from app.constants import MAX_BATCH_REQUESTS, Priority
 from app.db.engine import unit_of_work
 from app.errors import BatchTooLarge, InvalidInput
-from app.jobs.schemas import BatchItem, BatchLine, Metadata, Project, Strict
+from app.jobs.schemas import BatchItem, BatchLine, Metadata, Project, Strict, WebhookUrl
 from app.policies.endpoints import Policies
 from app.policies.rules import Policy
 from app.registry.service import Registry
 from app.routing.live import CurrentPerformance
 from app.routing.plan import PerformanceSource
+from app.webhooks.routes import adopt
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -56,6 +58,9 @@ class BatchEnvelope(Strict):
     metadata: Metadata | None = None
     priority: Priority = Priority.LOW
     project: Project | None = None
+    webhook_url: WebhookUrl | None = Field(
+        default=None, description="Where to POST `batch.completed` (signed); not per job."
+    )
 
 
 class BatchCreate(BatchEnvelope):
@@ -69,6 +74,7 @@ class BatchCreate(BatchEnvelope):
 class BatchQueryOptions(Strict):
     priority: Priority = Priority.LOW
     project: Project | None = None
+    webhook_url: WebhookUrl | None = None
     completion_window: Literal["24h"] = "24h"
     endpoint: Literal["/v1/chat/completions"] = "/v1/chat/completions"
     metadata: Metadata | None = None
@@ -180,11 +186,12 @@ def _submit(
     policies: Callable[[], list[Policy]],
 ) -> SubmittedBatch:
     with unit_of_work(state.sessions) as session:
+        notify = adopt(session, state, tenant_id, options.webhook_url)
         return submit_batch(
             session,
             requests,
             registry,
-            options,
+            replace(options, notify=notify),
             tenant_id=tenant_id,
             idempotency_key=idempotency_key,
             line_numbers=lines,
@@ -228,6 +235,7 @@ def _from_json(body: bytes, state: ApiState) -> tuple[BatchOptions, list[BatchRe
         priority=envelope.priority,
         metadata=envelope.metadata,
         project=envelope.project,
+        webhook_url=envelope.webhook_url,
     )
     return options, requests, None
 
@@ -255,6 +263,7 @@ def _from_jsonl(
         priority=parsed.priority,
         metadata=parsed.metadata,
         project=parsed.project,
+        webhook_url=parsed.webhook_url,
     )
     return options, requests, lines
 

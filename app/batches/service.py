@@ -42,6 +42,8 @@ class BatchOptions:
     priority: Priority = Priority.LOW
     metadata: dict[str, str] | None = None
     project: str | None = None
+    webhook_url: str | None = None
+    notify: bool = False  # a webhook (the batch's or the tenant's) applies: see JobRow.notify
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ def submit_batch(
         "priority": options.priority.value,
         "metadata": options.metadata or {},
         "project": options.project,
+        "webhook_url": options.webhook_url,
         "idempotency_key": idempotency_key,
         "request_hash": digest,
         "total": len(requests),
@@ -137,6 +140,7 @@ def submit_batch(
             project=options.project,
             start=starts[id(plan.chain)],
             routing=plan.routing,
+            notify=options.notify,
         )
         for r, plan in zip(requests, plans, strict=True)
     ]

@@ -17,6 +17,7 @@ from app.cli import policies
 from app.cli.client import ApiClient
 from app.cli.reports import install as install_reports
 from app.cli.routing import routing
+from app.cli.webhooks import webhooks_cli
 from app.errors import InvalidInput, SwitchboardError
 
 cli = typer.Typer(
@@ -32,6 +33,7 @@ cli.add_typer(bench, name="bench")
 cli.add_typer(policies.app, name="policies")
 install_reports(cli, bench)  # switchboard stats / costs / bench reports
 cli.add_typer(routing, name="routing")
+cli.add_typer(webhooks_cli, name="webhooks")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -88,6 +88,7 @@ def run_up(
             )
         for name in chosen:
             stack.start_workers(name)
+        stack.start_webhook_workers()
         stack.start_beat()
         stack.start_api()
         flower = stack.start_flower()

@@ -235,6 +235,15 @@ class Stack:
         self.workers.setdefault(provider, []).extend(started)
         return started
 
+    def start_webhook_workers(self, concurrency: int = 8) -> Child:
+        """The webhook delivery pool (one process: deliveries are few and mostly waiting)."""
+        name = f"webhooks.{self._tag}0"
+        argv = [sys.executable, "-m", "app.cli", "webhooks", "worker"]
+        argv += ["--concurrency", str(concurrency), "--name", name, "--loglevel", "WARNING"]
+        child = self.spawn("worker-webhooks-0", argv)
+        self.workers.setdefault("webhooks", []).append(child)
+        return child
+
     def restart_workers(self, provider: str) -> None:
         """Replace a provider's pools with fresh processes (e.g. after changing its limits)."""
         old = self.workers.pop(provider, [])

@@ -197,6 +197,9 @@ class JobRow(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    # A webhook (the job's, its batch's or its tenant's default) applied when it was submitted:
+    # only then does its terminal statement carry the outbox inserts (app/ledger/record.py).
+    notify: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     project: Mapped[str | None] = mapped_column(Text)
     # How the model chain was chosen (policy, strategy, reason, estimates); None: named models.
     routing: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
@@ -346,6 +349,80 @@ class RoutingPolicyRow(Base):
     updated_at: Mapped[datetime] = _created()
 
 
+class WebhookEndpointRow(Base):
+    """A tenant's webhook URL with its own signing secret (Fernet-sealed, shown once)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    secret_ciphertext: Mapped[str] = mapped_column(Text)
+    secret_hint: Mapped[str] = mapped_column(Text)  # "whsec_…abcd": how the secret is shown
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("tenant_id", "url"),)
+
+
+class WebhookEventRow(Base):
+    """The outbox: one event for one URL, written with the outcome that caused it, then
+    delivered (and retried) until it is delivered, fails for good or its endpoint is gone."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)  # the ``webhook-id`` header
+    tenant_id: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(Text)
+    batch_id: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    attempt_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    published_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    lease_until: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        # The sweep's scan: only events still to deliver.
+        Index(
+            "ix_webhook_events_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_webhook_events_tenant_id_created_at", "tenant_id", "created_at"),
+        Index("ix_webhook_events_job_id", "job_id"),
+        Index("ix_webhook_events_batch_id", "batch_id"),
+    )
+
+
+class WebhookAttemptRow(Base):
+    """One try at delivering one event: what the receiver answered and when we try next."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[str | None] = mapped_column(Text)
+    number: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("event_id", "number"),)
+
+
 providers = cast(Table, ProviderRow.__table__)
 models = cast(Table, ModelRow.__table__)
 batches = cast(Table, BatchRow.__table__)
@@ -440,3 +517,8 @@ job_rollups = cast(Table, JobRollupRow.__table__)
 latency_rollups = cast(Table, LatencyRollupRow.__table__)
 cost_rollups = cast(Table, CostRollupRow.__table__)
 rollup_watermarks = cast(Table, RollupWatermarkRow.__table__)
+
+
+webhook_endpoints = cast(Table, WebhookEndpointRow.__table__)
+webhook_events = cast(Table, WebhookEventRow.__table__)
+webhook_attempts = cast(Table, WebhookAttemptRow.__table__)

@@ -27,6 +27,7 @@ class Claim:
     deadline_at: datetime | None
     attempt_count: int
     created_at: datetime
+    notify: bool = False  # its outcome may send webhook events
 
     @property
     def model_id(self) -> str:
@@ -39,7 +40,7 @@ _CLAIM = f"""UPDATE jobs SET status = 'running', claim_token = claim_token + 1,
         lease_until = now() + make_interval(secs => %(lease_s)s)
     WHERE id = %(job_id)s AND status IN ({_SOURCES})
     RETURNING id, claim_token, request, models, chain_index, priority, provider, batch_id,
-        deadline_at, attempt_count, created_at"""
+        deadline_at, attempt_count, created_at, notify"""
 
 
 def claim_job(conn: psycopg.Connection[Any], job_id: str, *, lease_s: float) -> Claim | None:
@@ -60,4 +61,5 @@ def claim_job(conn: psycopg.Connection[Any], job_id: str, *, lease_s: float) -> 
         deadline_at=row["deadline_at"],
         attempt_count=row["attempt_count"],
         created_at=row["created_at"],
+        notify=row["notify"],
     )

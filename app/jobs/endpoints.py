@@ -28,6 +28,7 @@ from app.jobs.states import JobStatus
 from app.ledger.cost import format_usd
 from app.policies.endpoints import Policies
 from app.routing.live import CurrentPerformance
+from app.webhooks.routes import adopt
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -53,6 +54,7 @@ def create_job(
     policies: Policies,
 ) -> JobAccepted:
     with uow() as session:
+        notify = adopt(session, state, caller.tenant_id, spec.webhook_url)
         submitted = submit_job(
             session,
             spec,
@@ -63,6 +65,7 @@ def create_job(
             usable=state.usable,
             performance=performance.get,
             policies=policies.get,
+            notify=notify,
         )
         job_id, job_status = submitted.job.id, submitted.job.status
     if submitted.created:

@@ -83,6 +83,9 @@ class Runtime:
     admission: Admission
     breakers: CircuitBreakers | None = None
     disable_key: Callable[[ProviderKey, str], None] = lambda key, reason: None
+    # Webhook events the outcome wrote to the outbox go out at once through this; if it
+    # fails, the webhook sweep publishes them later (app/webhooks/outbox.py).
+    publish_events: Callable[[tuple[str, ...]], None] = lambda event_ids: None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     attempt_timeout_s: float = 60.0
     lease_margin_s: float = 30.0
@@ -348,12 +351,19 @@ def _finish(
     """Record ``outcome``; then publish or set aside what it implies. False if claim lost."""
     recorded = retrying(
         rt.engine,
-        lambda conn: record(conn, claim.id, outcome, attempt=attempt, claim_token=claim.token),
+        lambda conn: record(
+            conn, claim.id, outcome, attempt=attempt, claim_token=claim.token, notify=claim.notify
+        ),
         for_s=rt.lease_s,
     )
     if not recorded.moved:
         log.warning("job %s: claim %d lost before recording; result dropped", claim.id, claim.token)
         return False
+    if recorded.webhook_events:
+        try:
+            rt.publish_events(recorded.webhook_events)
+        except Exception:
+            log.warning("job %s: webhook events not published; the sweep will", claim.id)
     if isinstance(outcome, Requeued):
         rt.dispatcher.publish([JobRef(claim.id, outcome.provider, claim.priority)])
     elif isinstance(outcome, Waiting):

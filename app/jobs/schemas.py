@@ -35,6 +35,7 @@ ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_METADATA_KEY_CHARS)]
 MetadataValue = Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE_CHARS)]
 CustomId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CUSTOM_ID_CHARS)]
+WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_PAIRS)]
 
 
@@ -230,6 +231,9 @@ class JobCreate(ChatParams):
     custom_id: CustomId | None = None
     deadline_s: Annotated[float, Field(gt=0, le=MAX_DEADLINE_S)] | None = Field(
         default=None, description="Fail the job with reason `deadline` if not done by then."
+    )
+    webhook_url: WebhookUrl | None = Field(
+        default=None, description="Where to POST `job.succeeded` / `job.failed` (signed)."
     )
 
 

@@ -87,6 +87,7 @@ def job_values(
     project: str | None = None,
     start: int = 0,
     routing: dict[str, Any] | None = None,
+    notify: bool = False,
 ) -> dict[str, Any]:
     """The row for a new queued job (shared by single submissions and batches)."""
     return {
@@ -102,6 +103,7 @@ def job_values(
         "provider": chain[start].provider,
         "metadata": metadata or {},
         "project": project,
+        "notify": notify,
         "created_at": now,
         "queued_at": now,
         "deadline_at": now + timedelta(seconds=deadline_s),
@@ -122,6 +124,7 @@ _COPY_COLUMNS = (
     "provider",
     "metadata",
     "project",
+    "notify",
     "budget_holds",
     "created_at",
     "queued_at",
@@ -173,6 +176,7 @@ def submit_job(
     usable: Callable[[ModelInfo], bool] | None = None,
     performance: PerformanceSource | None = None,
     policies: Callable[[], Sequence[Policy]] | None = None,
+    notify: bool = False,
 ) -> Submitted:
     """Insert one queued job, or find the one an earlier call with the same key created.
 
@@ -200,9 +204,12 @@ def submit_job(
         project=spec.project,
         start=first_usable(chain, usable),
         routing=plan.routing,
+        notify=notify,
     )
     digest = request_hash(spec.model_dump(mode="json", exclude_none=True))
-    values.update(idempotency_key=idempotency_key, request_hash=digest)
+    values.update(
+        idempotency_key=idempotency_key, request_hash=digest, webhook_url=spec.webhook_url
+    )
     stmt = insert(jobs).values(values)
     if idempotency_key is not None:
         stmt = stmt.on_conflict_do_nothing(

@@ -104,6 +104,7 @@ class Recorded:
     moved: bool  # False: the claim was lost, nothing was written
     batch_id: str | None = None
     batch_status: str | None = None
+    webhook_events: tuple[str, ...] = ()  # outbox rows written with this outcome, to publish
 
 
 _JOB_SET: dict[str, str] = {
@@ -169,6 +170,59 @@ _BATCH = """, b AS (
     RETURNING batches.status
 )"""
 
+# The batch CTE when a job ends: it also says whether this statement finished the batch (only
+# the one that did sees ``completed_at`` or ``cancelled_at`` equal to its own ``now()``).
+_BATCH_ENDING = _BATCH.replace(
+    "RETURNING batches.status",
+    """RETURNING batches.status, batches.id, batches.tenant_id, batches.webhook_url,
+        batches.total, batches.succeeded, batches.failed, batches.cancelled,
+        (batches.completed_at = now() OR batches.cancelled_at = now()) AS ended""",
+)
+
+# Webhook outbox rows, written in the statement that ends the job (so a crash cannot lose
+# them; app/webhooks/outbox.py delivers them). The tenant's default URL is read only when the
+# job (or batch) has none — a CASE, so the no-webhook path of a batch job reads nothing more —
+# and a batch's jobs use only their own URL: a batch's webhook gets just the batch event.
+_EVENT_ID = "'msg_' || replace(CAST(gen_random_uuid() AS text), '-', '')"
+_NOW_ISO = """to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+_JOB_EVENT = f""", wj AS (
+    SELECT j.*, coalesce(j.job_webhook_url, CASE WHEN j.batch_id IS NULL THEN
+        (SELECT webhook_url FROM tenants WHERE id = j.job_tenant_id) END) AS url FROM j
+), ej AS (
+    INSERT INTO webhook_events (id, tenant_id, type, url, job_id, batch_id, payload)
+    SELECT {_EVENT_ID}, wj.job_tenant_id, 'job.' || wj.job_status, wj.url, wj.id, wj.batch_id,
+        jsonb_build_object('type', 'job.' || wj.job_status, 'timestamp', {_NOW_ISO},
+            'data', jsonb_build_object('id', wj.id, 'status', wj.job_status,
+                'batch_id', wj.batch_id, 'custom_id', wj.job_custom_id, 'model', wj.job_model,
+                'cost_usd', CAST(trim_scale(wj.job_cost_usd) AS text))
+            || CASE WHEN wj.job_error_class IS NULL THEN '{{}}'::jsonb ELSE jsonb_build_object(
+                'error', jsonb_build_object('class', wj.job_error_class,
+                    'message', wj.job_error_message)) END)
+    FROM wj WHERE wj.url IS NOT NULL
+    RETURNING id
+)"""
+
+_BATCH_EVENT = f""", wb AS (
+    SELECT b.*, CASE WHEN b.ended THEN coalesce(b.webhook_url,
+        (SELECT webhook_url FROM tenants WHERE id = b.tenant_id)) END AS url FROM b
+), eb AS (
+    INSERT INTO webhook_events (id, tenant_id, type, url, batch_id, payload)
+    SELECT {_EVENT_ID}, wb.tenant_id, 'batch.' || wb.status, wb.url, wb.id,
+        jsonb_build_object('type', 'batch.' || wb.status, 'timestamp', {_NOW_ISO},
+            'data', jsonb_build_object('id', wb.id, 'status', wb.status,
+                'request_counts', jsonb_build_object('total', wb.total,
+                    'completed', wb.succeeded, 'failed', wb.failed,
+                    'cancelled', wb.cancelled)))
+    FROM wb WHERE wb.url IS NOT NULL
+    RETURNING id
+)"""
+# Aliased: ``b`` updates batches FROM j, where bare names like ``status`` must stay the batch's.
+_ENDING_RETURNING = """, tenant_id AS job_tenant_id, status AS job_status,
+    custom_id AS job_custom_id, webhook_url AS job_webhook_url,
+    error_class AS job_error_class, error_message AS job_error_message,
+    coalesce(served_model, models[chain_index + 1]) AS job_model"""
+
 
 # A job that ends gives back its budget reservations and pays what it really cost. ``h``
 # reads the holds as they were before this statement (``j`` clears them), so they are settled
@@ -190,6 +244,7 @@ def _statement(
     billed: bool,
     claimed: bool,
     only_from: tuple[str, ...] | None,
+    notify: bool = True,
 ) -> str:
     terminal = _TARGET[outcome] in TERMINAL
     allowed = sources_for(_TARGET[outcome])
@@ -205,16 +260,29 @@ def _statement(
     bill = _BILL if billed else ""
     release = ", budget_holds = NULL" if terminal else ""
     batch = terminal or billed  # the batch's counters move when a job ends or pays
+    job_event = notify and outcome in ("Succeeded", "Failed")
+    batch_event = notify and terminal
+    events = []
+    if job_event:
+        events.append("SELECT id FROM ej")
+    if batch_event:
+        events.append("SELECT id FROM eb")
     return (
         f"WITH j AS (UPDATE jobs SET {bump}{_JOB_SET[outcome]}{bill}{release} "
         f"WHERE id = %(job_id)s AND {guard} "
-        "RETURNING id, attempt_count, batch_id, cost_usd AS job_cost_usd)"
+        "RETURNING id, attempt_count, batch_id, cost_usd AS job_cost_usd"
+        + (_ENDING_RETURNING if job_event else "")
+        + ")"
         + (_ATTEMPT if with_attempt else "")
         + (_SETTLE if terminal else "")
-        + (_BATCH if batch else "")
+        + ((_BATCH_ENDING if batch_event else _BATCH) if batch else "")
+        + (_JOB_EVENT if job_event else "")
+        + (_BATCH_EVENT if batch_event else "")
         + " SELECT (SELECT count(*) FROM j) AS moved, (SELECT batch_id FROM j) AS batch_id, "
         + ("(SELECT status FROM b)" if batch else "NULL")
-        + " AS batch_status"
+        + " AS batch_status, "
+        + (f"ARRAY({' UNION ALL '.join(events)})" if events else "NULL")
+        + " AS webhook_events"
     )
 
 
@@ -226,12 +294,17 @@ def record(
     attempt: AttemptRecord | None = None,
     claim_token: int | None = None,
     only_from: tuple[str, ...] | None = None,
+    notify: bool = True,
 ) -> Recorded:
     """Move the job to ``outcome`` (and log ``attempt``) if the caller still owns it.
 
     With ``claim_token`` the job must be running under that claim; without it (the
     reconciler, cancellation) it must be in a status the transition table allows — narrowed
     to ``only_from`` if given (e.g. never a job that a live worker holds).
+
+    ``notify=False`` (the job's ``notify`` flag, read with its claim) leaves out the webhook
+    outbox inserts: the hot path of a job without webhooks pays nothing for them. Callers
+    that don't know the flag keep the default; the statement then decides by itself.
     """
     billed = attempt is not None and attempt.billed
     if isinstance(outcome, Succeeded) and not billed:
@@ -247,12 +320,22 @@ def record(
                 batch_cost_usd=attempt.cost_usd or Decimal(0),
             )
     stmt = _statement(
-        type(outcome).__name__, attempt is not None, billed, claim_token is not None, only_from
+        type(outcome).__name__,
+        attempt is not None,
+        billed,
+        claim_token is not None,
+        only_from,
+        notify,
     )
     with conn.cursor(row_factory=dict_row) as cursor:
         row = cursor.execute(stmt, params).fetchone()
     assert row is not None
-    return Recorded(bool(row["moved"]), row["batch_id"], row["batch_status"])
+    return Recorded(
+        bool(row["moved"]),
+        row["batch_id"],
+        row["batch_status"],
+        tuple(row["webhook_events"] or ()),
+    )
 
 
 def _outcome_params(outcome: Outcome) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Signed webhook callbacks (Standard Webhooks): endpoints, the outbox, delivery, SSRF guard."""
