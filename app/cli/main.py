@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cli.client import ApiClient
+from app.cli.keys import keys_cli
 from app.errors import InvalidInput, SwitchboardError
 
 cli = typer.Typer(
@@ -26,6 +27,7 @@ cli = typer.Typer(
 )
 bench = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
 cli.add_typer(bench, name="bench")
+cli.add_typer(keys_cli, name="keys")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -168,10 +170,16 @@ def results(
 
 
 @cli.command()
-def models(api: ApiUrl = DEFAULT_API) -> None:
+def models(
+    api: ApiUrl = DEFAULT_API,
+    provider: Annotated[str | None, typer.Option(help="Only this provider's models.")] = None,
+    capability: Annotated[
+        list[str] | None, typer.Option(help="Only models with this capability (repeatable).")
+    ] = None,
+) -> None:
     """List the models this gateway serves, with prices per million tokens."""
     with _api(api) as client:
-        data = client.models()
+        data = client.models(provider=provider, capabilities=capability)
     table = Table("model", "provider", "context", "in $/Mtok", "out $/Mtok", "capabilities")
     for m in data:
         table.add_row(
