@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.tables import ModelRow, ProviderRow
-from app.errors import InvalidInput, Unavailable
+from app.errors import InvalidInput, SwitchboardError
 from app.registry.catalog import MODEL_ID_PATTERN
 from app.registry.registration import DISCOVERED, NewModel, register_model, taken_names
 
@@ -35,6 +35,14 @@ MAX_DISCOVERED = 1000  # a model list longer than this is refused rather than ha
 
 _OPENAI_STYLE = frozenset({"openai", "openrouter", "groq", "vllm", "lmstudio"})
 _MODEL_ID = re.compile(MODEL_ID_PATTERN)
+
+
+class DiscoveryFailed(SwitchboardError):
+    """The provider's model list could not be read: a failed dependency (424), not a fault of
+    the gateway (so not a 5xx): its base URL, key or the provider itself needs looking at."""
+
+    code = "discovery_failed"
+    http_status = 424
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +77,12 @@ def list_upstream_models(
     try:
         response = client.get(url, headers=headers, timeout=DISCOVERY_TIMEOUT_S)
     except httpx.HTTPError as exc:
-        raise Unavailable(
-            f"cannot list the models of {provider.name!r}: {type(exc).__name__}",
-            code="discovery_failed",
+        raise DiscoveryFailed(
+            f"cannot list the models of {provider.name!r}: {type(exc).__name__}"
         ) from None
     if response.status_code != 200:
-        raise Unavailable(
+        raise DiscoveryFailed(
             f"{provider.name!r} answered HTTP {response.status_code} to its model list",
-            code="discovery_failed",
         )
     return _names(provider.name, response, field, name_key)
 
@@ -86,14 +92,12 @@ def _names(provider: str, response: httpx.Response, field: str, name_key: str) -
         entries: Any = response.json()[field]
         names = {str(entry[name_key]) for entry in entries}
     except (ValueError, KeyError, TypeError):
-        raise Unavailable(
+        raise DiscoveryFailed(
             f"{provider!r} answered its model list in an unexpected shape",
-            code="discovery_failed",
         ) from None
     if len(names) > MAX_DISCOVERED:
-        raise Unavailable(
+        raise DiscoveryFailed(
             f"{provider!r} lists {len(names)} models, more than {MAX_DISCOVERED}",
-            code="discovery_failed",
         )
     return sorted(names)
 

@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import AwareDatetime, BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from sqlalchemy.orm import Session
 
 from app.api.auth import AdminCaller
 from app.api.deps import CurrentRegistry, ReadSession, State, UnitOfWork
 from app.api.errors import documented
 from app.db.tables import ApiKeyRow
-from app.errors import NotFound, Unavailable
+from app.errors import InvalidInput, NotFound, Unavailable
 from app.jobs.schemas import Strict
 from app.ledger.cost import format_usd
 from app.registry.catalog import PROVIDER_NAME_PATTERN
@@ -40,13 +40,16 @@ keys_router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 ProviderName = Annotated[str, Path(max_length=64, pattern=PROVIDER_NAME_PATTERN)]
 KeyId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
-Limit = Annotated[int, Field(ge=1, le=10**9)]
+Limit = Annotated[int, Field(ge=1, le=10**9, strict=True)]
 Label = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\x20-\x7e]+$")]
 Secret = Annotated[SecretStr, Field(description="The provider's API key; never shown again.")]
 DEFAULT_USAGE_WINDOW = timedelta(hours=24)
 UsageSince = Annotated[
-    AwareDatetime | None,
-    Query(description="Usage counted from this time on (default: the last 24 hours)."),
+    str | None,
+    Query(
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$",
+        description="Count usage from this ISO 8601 time on, with its zone (default: 24h ago).",
+    ),
 ]
 
 
@@ -104,8 +107,13 @@ class KeyList(BaseModel):
     data: list[KeyOut]
 
 
-def _since(since: datetime | None) -> datetime:
-    return since or datetime.now(UTC) - DEFAULT_USAGE_WINDOW
+def _since(since: str | None) -> datetime:
+    if since is None:
+        return datetime.now(UTC) - DEFAULT_USAGE_WINDOW
+    try:
+        return datetime.fromisoformat(since)
+    except ValueError:
+        raise InvalidInput(f"since: {since!r} is not a valid time", param="since") from None
 
 
 def _key_out(row: ApiKeyRow, usage: KeyUsage, since: datetime) -> KeyOut:
@@ -135,7 +143,7 @@ def _key_out(row: ApiKeyRow, usage: KeyUsage, since: datetime) -> KeyOut:
     )
 
 
-def _listing(session: Session, rows: list[ApiKeyRow], since: datetime | None) -> KeyList:
+def _listing(session: Session, rows: list[ApiKeyRow], since: str | None) -> KeyList:
     start = _since(since)
     usage = usage_by_key(session, [r.id for r in rows], start)
     return KeyList(data=[_key_out(r, usage.get(r.id, KeyUsage()), start) for r in rows])

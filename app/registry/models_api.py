@@ -6,7 +6,8 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator
+from starlette.convertors import Convertor, register_url_convertor
 
 from app.api.auth import AdminCaller, CurrentCaller
 from app.api.deps import CurrentRegistry, State, UnitOfWork
@@ -19,10 +20,26 @@ from app.registry.registration import NewModel, register_model, update_model
 from app.registry.service import ModelInfo, Registry
 from app.routing.breakers import BreakerState, model_target, provider_target
 
+
+class ModelIdConvertor(Convertor[str]):
+    """A model id in a path: may hold "/" ("ollama/llama3.1:8b"), but doesn't end in an action
+    ("/deprecate"), so ``PATCH /v1/models/x/deprecate`` is a 405, not model "x/deprecate"."""
+
+    regex = r"[^/].*?(?<!/deprecate)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("model_id", ModelIdConvertor())
+
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 Status = Literal["active", "deprecated", "disabled"]
-Limit = Annotated[int, Field(ge=1, le=10**9)]
+Limit = Annotated[int, Field(ge=1, le=10**9, strict=True)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=MODEL_ID_PATTERN)]
 # Model ids may hold "/" ("ollama/llama3.1:8b"), hence a path-typed parameter.
 ModelPath = Annotated[str, Path(max_length=200, pattern=MODEL_ID_PATTERN)]
@@ -177,15 +194,15 @@ class ModelCreate(_Priced):
     provider: Annotated[str, Field(max_length=64, pattern=PROVIDER_NAME_PATTERN)]
     upstream: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
     capabilities: Annotated[list[Capability], Field(min_length=1)]
-    context_window: Annotated[int, Field(ge=1, le=100_000_000)]
-    max_output_tokens: Annotated[int, Field(ge=1, le=100_000_000)]
+    context_window: Annotated[int, Field(ge=1, le=100_000_000, strict=True)]
+    max_output_tokens: Annotated[int, Field(ge=1, le=100_000_000, strict=True)]
     input_per_mtok: Price
     output_per_mtok: Price
     cached_input_per_mtok: Price | None = None
     aliases: Annotated[list[ModelName], Field(max_length=20)] = []
     rpm: Limit | None = None
     tpm: Limit | None = None
-    deprecated: bool = False
+    deprecated: StrictBool = False
 
 
 class ModelUpdate(_Priced):
@@ -198,8 +215,8 @@ class ModelUpdate(_Priced):
     capabilities: Annotated[list[Capability], Field(min_length=1)] | None = None
     rpm: Limit | None = None
     tpm: Limit | None = None
-    enabled: bool | None = None
-    deprecated: bool | None = None
+    enabled: StrictBool | None = None
+    deprecated: StrictBool | None = None
 
 
 @router.post(
@@ -234,7 +251,7 @@ def create_model(body: ModelCreate, state: State, uow: UnitOfWork, _: AdminCalle
 
 
 @router.post(
-    "/{model_id:path}/deprecate",
+    "/{model_id:model_id}/deprecate",
     summary="Mark a model deprecated (still served; listed as such)",
     response_model=ModelDetail,
 )
@@ -244,12 +261,12 @@ def deprecate_model(
     return _change(model_id, {"deprecated": True}, state, uow)
 
 
-@router.get("/{model_id:path}", summary="One model, its limits and breakers")
+@router.get("/{model_id:model_id}", summary="One model, its limits and breakers")
 def read_model(model_id: ModelPath, state: State, caller: CurrentCaller) -> ModelDetail:
     return _detail(model_id, state)
 
 
-@router.patch("/{model_id:path}", summary="Change a model", response_model=ModelDetail)
+@router.patch("/{model_id:model_id}", summary="Change a model", response_model=ModelDetail)
 def patch_model(
     model_id: ModelPath, change: ModelUpdate, state: State, uow: UnitOfWork, _: AdminCaller
 ) -> ModelDetail:

@@ -6,12 +6,12 @@ from typing import Annotated, Literal
 
 import httpx
 from fastapi import APIRouter, Path
-from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, Field, StrictBool, field_validator
 from sqlalchemy import func, select
 
 from app.api.auth import AdminCaller, CurrentCaller
 from app.api.deps import CurrentRegistry, ReadSession, State, UnitOfWork
-from app.api.errors import documented
+from app.api.errors import ErrorBody, documented
 from app.db.tables import ApiKeyRow, ModelRow, ProviderRow
 from app.jobs.schemas import Strict
 from app.providers import WIRE_FORMATS
@@ -26,8 +26,8 @@ from app.routing.breakers import provider_target
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 
 ProviderName = Annotated[str, Path(max_length=64, pattern=PROVIDER_NAME_PATTERN)]
-Limit = Annotated[int, Field(ge=1, le=10**9)]
-BurstS = Annotated[float, Field(gt=0, le=3600)]
+Limit = Annotated[int, Field(ge=1, le=10**9, strict=True)]
+BurstS = Annotated[float, Field(gt=0, le=3600, strict=True)]
 
 
 class ProviderOut(BaseModel):
@@ -71,7 +71,7 @@ class ProviderUpdate(Strict):
     itpm: Limit | None = None
     otpm: Limit | None = None
     burst_s: BurstS | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class ProviderCreate(Strict):
@@ -202,7 +202,9 @@ class DiscoveryOut(BaseModel):
 @router.post(
     "/{name}/discover",
     summary="Register the models the provider lists that the gateway doesn't know yet",
-    responses=documented(503),
+    responses={
+        424: {"model": ErrorBody, "description": "The provider's model list could not be read"}
+    },
 )
 def discover_models(
     name: ProviderName, state: State, uow: UnitOfWork, _: AdminCaller

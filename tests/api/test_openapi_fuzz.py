@@ -30,17 +30,40 @@ schema = schemathesis.openapi.from_dict(create_app().openapi())
 
 @pytest.fixture(autouse=True)
 def registry_restored(engine: Engine) -> Iterator[None]:
-    """The fuzzer may change provider limits or store keys; later tests get the registry back."""
+    """The fuzzer may add or change providers and models, or store keys; later tests get the
+    registry back."""
     with engine.connect() as conn:
         providers = conn.execute(text("SELECT * FROM providers")).mappings().all()
+        models = conn.execute(text("SELECT * FROM models")).mappings().all()
         keys = set(conn.execute(text("SELECT id FROM api_keys")).scalars())
     yield
     with engine.begin() as conn:
+        # Providers and models it registered go; the ones it edited get their values back.
+        conn.execute(
+            text("DELETE FROM providers WHERE NOT (name = ANY(:keep))"),
+            {"keep": [p["name"] for p in providers]},
+        )
+        conn.execute(
+            text("DELETE FROM models WHERE NOT (id = ANY(:keep))"),
+            {"keep": [m["id"] for m in models]},
+        )
+        for model in models:
+            conn.execute(
+                text(
+                    "UPDATE models SET input_per_mtok = :input_per_mtok, "
+                    "output_per_mtok = :output_per_mtok, "
+                    "cached_input_per_mtok = :cached_input_per_mtok, "
+                    "capabilities = :capabilities, rpm = :rpm, tpm = :tpm, enabled = :enabled, "
+                    "deprecated = :deprecated, overrides = :overrides WHERE id = :id"
+                ),
+                dict(model),
+            )
         for row in providers:
             conn.execute(
                 text(
                     "UPDATE providers SET rpm = :rpm, tpm = :tpm, itpm = :itpm, otpm = :otpm, "
-                    "burst_s = :burst_s, enabled = :enabled WHERE name = :name"
+                    "burst_s = :burst_s, enabled = :enabled, overrides = :overrides "
+                    "WHERE name = :name"
                 ),
                 dict(row),
             )

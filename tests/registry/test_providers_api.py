@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from app.db.tables import ProviderRow
-from app.errors import InvalidInput, Unavailable
-from app.registry.discovery import list_upstream_models
+from app.errors import InvalidInput
+from app.registry.discovery import DiscoveryFailed, list_upstream_models
 from app.simulator.config import SimModel, default_config
 from app.simulator.control import with_provider
 from tests.conftest import Simulator, wait_for_jobs
@@ -140,7 +140,7 @@ def test_discovery_uses_the_providers_stored_key(
     name = provider["name"]
 
     refused = api.post(f"/v1/providers/{name}/discover")
-    assert (refused.status_code, refused.json()["error"]["code"]) == (503, "discovery_failed")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (424, "discovery_failed")
 
     api.post(
         f"/v1/providers/{name}/keys", json={"label": "main", "secret": secret}
@@ -180,7 +180,7 @@ def test_discovery_over_a_mock_transport_sends_the_key_and_checks_the_shape() ->
         assert list_upstream_models(provider_row("vllm"), client, "sk-x") == ["a", "b"]
         assert seen[0].url == "https://llm.example.com/v1/models"
         assert seen[0].headers["authorization"] == "Bearer sk-x"
-        with pytest.raises(Unavailable) as shape:
+        with pytest.raises(DiscoveryFailed) as shape:
             list_upstream_models(provider_row("openai", "https://llm.example.com/v2"), client, None)
         assert shape.value.code == "discovery_failed"
         with pytest.raises(InvalidInput):
