@@ -23,6 +23,8 @@ def upgrade() -> None:
     # On a large ledger, build ix_attempts_key_id_started_at CONCURRENTLY by hand first:
     # this plain CREATE INDEX blocks writes to attempts while it runs.
     op.add_column("api_keys", sa.Column("last_four", sa.Text(), nullable=True))
+    # Keys stored before: their fingerprint ("…WXYZ (1a2b3c4d)") already shows the last four.
+    op.execute("UPDATE api_keys SET last_four = substring(fingerprint from '^…(.{4}) [(]')")
     op.create_index(
         "ix_attempts_key_id_started_at",
         "attempts",
