@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 import redis
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
 from app.db.engine import make_engine, make_sessionmaker, unit_of_work
@@ -20,9 +22,9 @@ from app.jobs.execution import Runtime
 from app.jobs.reconcile import Reconciler
 from app.providers.transport import provider_client
 from app.ratelimit import TokenBuckets
-from app.registry.keys import KeyRing, ProviderKey, load_keyring, set_enabled
+from app.registry.keys import KeyRing, ProviderKey, keys_stamp, load_keyring, set_enabled
 from app.registry.secrets import secret_box
-from app.registry.service import Registry, load_registry
+from app.registry.service import Registry, load_registry, registry_stamp
 from app.registry.snapshot import TimedSnapshot
 from app.routing.breakers import CircuitBreakers
 from app.webhooks.delivery import Deliverer, RetryPolicy, webhook_client
@@ -70,13 +72,20 @@ def build_resources(settings: Settings) -> ProcessResources:
         with sessions() as session:
             return load_registry(session)
 
-    registry = TimedSnapshot(load, ttl_s=settings.registry_refresh_s)
+    def stamp(read: Callable[[Session], tuple[object, ...]]) -> Callable[[], tuple[object, ...]]:
+        def current() -> tuple[object, ...]:
+            with sessions() as session:
+                return read(session)
+
+        return current
+
+    registry = TimedSnapshot(load, ttl_s=settings.registry_refresh_s, stamp=stamp(registry_stamp))
 
     def load_keys() -> KeyRing:
         with sessions() as session:
             return load_keyring(session, registry.get(), box)
 
-    keys = TimedSnapshot(load_keys, ttl_s=settings.registry_refresh_s)
+    keys = TimedSnapshot(load_keys, ttl_s=settings.registry_refresh_s, stamp=stamp(keys_stamp))
 
     def disable_key(key: ProviderKey, reason: str) -> None:
         """A key the provider rejected is taken out of service for every worker."""

@@ -75,9 +75,27 @@ class ApiClient(HttpApi):
         return self.lines(f"/v1/batches/{batch_id}/results", params={"format": "jsonl"})
 
     def add_key(self, provider: str, label: str, secret: str, **limits: int) -> dict[str, Any]:
-        body = {"provider": provider, "label": label, "secret": secret, **limits}
-        result: dict[str, Any] = self._request("POST", "/v1/keys", json=body).json()
+        body = {"label": label, "secret": secret, **limits}
+        result: dict[str, Any] = self._request(
+            "POST", f"/v1/providers/{provider}/keys", json=body
+        ).json()
         return result
+
+    def keys(self, provider: str | None = None) -> list[dict[str, Any]]:
+        path = f"/v1/providers/{provider}/keys" if provider else "/v1/keys"
+        data: list[dict[str, Any]] = self._request("GET", path).json()["data"]
+        return data
+
+    def key_action(
+        self, provider: str, key_id: str, action: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``rotate``, ``disable`` or ``enable`` one of ``provider``'s keys."""
+        path = f"/v1/providers/{provider}/keys/{key_id}/{action}"
+        result: dict[str, Any] = self._request("POST", path, json=body).json()
+        return result
+
+    def delete_key(self, provider: str, key_id: str) -> None:
+        self._request("DELETE", f"/v1/providers/{provider}/keys/{key_id}")
 
     def update_provider(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._request(
@@ -89,8 +107,15 @@ class ApiClient(HttpApi):
         data: list[dict[str, Any]] = self._request("GET", "/v1/breakers").json()["data"]
         return data
 
-    def models(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = self._request("GET", "/v1/models").json()["data"]
+    def models(
+        self, *, provider: str | None = None, capabilities: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"capability": capabilities or []}
+        if provider:
+            params["provider"] = provider
+        data: list[dict[str, Any]] = self._request("GET", "/v1/models", params=params).json()[
+            "data"
+        ]
         return data
 
     def stats(self, params: dict[str, str]) -> dict[str, Any]:

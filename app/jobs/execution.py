@@ -129,6 +129,8 @@ def _attempt(rt: Runtime, claim: Claim) -> Claim | None:
         _finish(rt, claim, Failed(DEADLINE, "the job's deadline passed before it finished"))
         return None
     registry = rt.registry.get()
+    if claim.model_id not in registry.models:  # registered after this snapshot was taken?
+        registry = rt.registry.current()
     chain = [_entry(registry, m) for m in claim.models]
     model = registry.models.get(claim.model_id)
     if model is None or not _usable_now(registry, model):
@@ -234,6 +236,8 @@ def _failed(
             rt.breakers.record_failure(target.breakers, f"{kind.value}: {err.message}")
         elif verdict is not None and (verdict.dirty or verdict.probe):
             rt.breakers.record_success(target.breakers)  # it answered: the target is up
+    if kind is ErrorKind.AUTH:  # a key added or rotated since the snapshot deserves a try
+        keys = rt.keys.current().keys(target.provider.name)
     decision = decide(
         Failure(kind, err.retry_after),
         chain=target.chain,
@@ -241,7 +245,7 @@ def _failed(
         history=[*_history(rt, claim), PastAttempt(claim.chain_index, err.kind)],
         time_left_s=_time_left(claim),
         unusable=_unusable(rt, registry, target.chain),
-        other_key_available=key is not None and any(k.id != key.id for k in keys),
+        other_key_available=key is not None and any(k != key for k in keys),
         jitter=rt.jitter(),
         policy=rt.policy,
     )

@@ -44,9 +44,28 @@ SIMULATOR_PLACEHOLDER = "{simulator_url}"
 _PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
 _ENV_VAR = r"^[A-Z_][A-Z0-9_]*$"
-_PRICE = re.compile(r"\d+(\.\d+)?")
+_PRICE = re.compile(r"\d{1,6}(\.\d{1,6})?")  # what a NUMERIC(12, 6) column holds
 _URL = re.compile(r"https?://[^\s{}]+")
 _TOP_KEYS = frozenset({"providers", "models"})
+
+
+MODEL_ID_PATTERN = f"^{_MODEL_ID.pattern}$"
+PROVIDER_NAME_PATTERN = f"^{_PROVIDER_NAME.pattern}$"
+
+
+def parse_price(value: object) -> Decimal:
+    """A price in USD per million tokens, from a string (a float can't hold one exactly).
+
+    Raises ``ValueError`` (which pydantic reports as a field error) for anything else.
+    """
+    if not isinstance(value, str):
+        raise ValueError(
+            f'must be a string such as "0.15" (USD per million tokens), not '
+            f"{type(value).__name__} {value!r}: a float cannot hold a price exactly"
+        )
+    if not _PRICE.fullmatch(value):
+        raise ValueError(f'must be a non-negative decimal such as "0.15", got {value!r}')
+    return Decimal(value)
 
 
 class CatalogError(ValueError):
@@ -167,15 +186,7 @@ class _ModelSpec(_Strict):
     @field_validator("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", mode="before")
     @classmethod
     def _parse_price(cls, value: object) -> Decimal:
-        if not isinstance(value, str):
-            # ValueError, not TypeError: pydantic reports only the former as a field error.
-            raise ValueError(
-                f'must be a string such as "0.15" (USD per million tokens), not '
-                f"{type(value).__name__} {value!r}: a float cannot hold a price exactly"
-            )
-        if not _PRICE.fullmatch(value):
-            raise ValueError(f'must be a non-negative decimal such as "0.15", got {value!r}')
-        return Decimal(value)
+        return parse_price(value)
 
     @field_validator("aliases")
     @classmethod

@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db.tables import ApiKeyRow
 from app.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.ids import new_id
-from app.registry.secrets import SecretBox, fingerprint
+from app.registry.secrets import SecretBox, fingerprint, last_four
 from app.registry.service import ProviderInfo, Registry
 
 ENV_KEY_PREFIX = "env:"
@@ -59,6 +59,11 @@ class KeyRing:
 
     def keys(self, provider: str) -> tuple[ProviderKey, ...]:
         return self.by_provider.get(provider, ())
+
+
+def keys_stamp(session: Session) -> tuple[object, ...]:
+    """Changes whenever a stored key is added, removed, rotated, enabled or disabled."""
+    return tuple(session.execute(select(func.count(), func.max(ApiKeyRow.updated_at))).one())
 
 
 def load_keyring(
@@ -110,16 +115,14 @@ def add_key(
         raise InvalidInput(
             f"unknown provider {provider!r}", code="unknown_provider", param="provider"
         )
-    if not secret.strip() or len(secret) > MAX_SECRET_CHARS or not secret.isprintable():
-        raise InvalidInput(
-            f"the key must be 1 to {MAX_SECRET_CHARS} printable characters", param="secret"
-        )
+    secret = _checked(secret)
     row = ApiKeyRow(
         id=new_id("key"),
         provider=provider,
         label=label,
-        secret_ciphertext=box.seal(secret.strip()),
-        fingerprint=fingerprint(secret.strip()),
+        secret_ciphertext=box.seal(secret),
+        fingerprint=fingerprint(secret),
+        last_four=last_four(secret),
         rpm=limits.rpm,
         tpm=limits.tpm,
         itpm=limits.itpm,
@@ -133,6 +136,31 @@ def add_key(
             f"provider {provider!r} already has a key labelled {label!r}",
             code="duplicate_key_label",
         ) from None
+    return row
+
+
+def _checked(secret: str) -> str:
+    if not secret.strip() or len(secret) > MAX_SECRET_CHARS or not secret.isprintable():
+        raise InvalidInput(
+            f"the key must be 1 to {MAX_SECRET_CHARS} printable characters", param="secret"
+        )
+    return secret.strip()
+
+
+def rotate_key(session: Session, box: SecretBox, key_id: str, secret: str) -> ApiKeyRow:
+    """Replace a key's secret, keeping its id, label and limits; the old ciphertext is gone.
+
+    A rotated key is enabled again: the usual reason to rotate is that the provider rejected
+    the old secret, and the new one deserves a try (a rejection disables it again).
+    """
+    row = get_key(session, key_id)
+    secret = _checked(secret)
+    row.secret_ciphertext = box.seal(secret)
+    row.fingerprint = fingerprint(secret)
+    row.last_four = last_four(secret)
+    row.enabled, row.disabled_reason, row.disabled_at = True, None, None
+    row.updated_at = datetime.now(UTC)
+    session.flush()
     return row
 
 

@@ -48,10 +48,19 @@ class SecretBox:
             ) from None
 
 
+MIN_CHARS_TO_SHOW_TAIL = 16
+
+
+def last_four(secret: str) -> str | None:
+    """The last four characters, the only part of a key ever stored or shown in clear;
+    ``None`` for a key too short to give away a quarter of it."""
+    return secret[-4:] if len(secret) >= MIN_CHARS_TO_SHOW_TAIL else None
+
+
 def fingerprint(secret: str) -> str:
     """How a key is shown: its last four characters and a short hash, never more."""
     digest = hashlib.sha256(secret.encode()).hexdigest()[:8]
-    tail = secret[-4:] if len(secret) >= 16 else ""
+    tail = last_four(secret)
     return f"…{tail} ({digest})" if tail else f"({digest})"
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, any_, case, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ class ProviderInfo:
     burst_s: float
     simulated: bool
     enabled: bool
+    source: str = "catalog"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ class ModelInfo:
     tpm: int | None
     deprecated: bool
     enabled: bool
+    source: str = "catalog"
 
 
 class Registry:
@@ -72,6 +75,10 @@ class Registry:
             )
         return found
 
+    def find(self, name: str) -> ModelInfo | None:
+        """The model called ``name`` (id or alias), enabled or not: for the operator's views."""
+        return self._names.get(name)
+
     def provider_of(self, model: ModelInfo) -> ProviderInfo:
         return self.providers[model.provider]
 
@@ -91,6 +98,7 @@ def load_registry(session: Session) -> Registry:
             burst_s=r.burst_s,
             simulated=r.simulated,
             enabled=r.enabled,
+            source=r.source,
         )
         for r in session.scalars(select(ProviderRow))
     ]
@@ -110,6 +118,7 @@ def load_registry(session: Session) -> Registry:
             tpm=r.tpm,
             deprecated=r.deprecated,
             enabled=r.enabled,
+            source=r.source,
         )
         for r in session.scalars(select(ModelRow).order_by(ModelRow.id))
     ]
@@ -117,6 +126,17 @@ def load_registry(session: Session) -> Registry:
 
 
 RegistryCache = TimedSnapshot[Registry]
+
+
+def registry_stamp(session: Session) -> tuple[object, ...]:
+    """Changes whenever a provider or model is added, changed or removed (every write sets
+    ``updated_at``): tells a snapshot whether reloading would see anything new."""
+    provider_part = session.execute(select(func.count(), func.max(ProviderRow.updated_at))).one()
+    model_part = session.execute(select(func.count(), func.max(ModelRow.updated_at))).one()
+    return (*provider_part, *model_part)
+
+
+CATALOG = "catalog"
 
 
 PROVIDER_SETTINGS = ("rpm", "tpm", "itpm", "otpm", "burst_s", "enabled")
@@ -133,8 +153,16 @@ def update_provider(session: Session, name: str, changes: dict[str, object]) -> 
         if value is None and field_name in ("burst_s", "enabled"):
             continue  # these can't be removed, only changed
         setattr(row, field_name, value)
+        mark_overridden(row, field_name)
+    row.updated_at = datetime.now(UTC)
     session.flush()
     return row
+
+
+def mark_overridden(row: ProviderRow | ModelRow, column: str) -> None:
+    """Remember that the operator set ``column``, so a catalog re-sync keeps their value."""
+    if column not in row.overrides:
+        row.overrides = [*row.overrides, column]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +172,28 @@ class SyncReport:
 
 
 def _upsert(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> None:
-    """Insert ``rows``, or update every given column of the ones ``key`` already names."""
+    """Insert ``rows``, or update the catalog's own rows ``key`` already names.
+
+    What an operator changed through the API wins over the catalog: a column named in a row's
+    ``overrides`` keeps its value, and rows the operator added (``source`` other than
+    ``catalog``) are not touched at all, even if a newer catalog ships the same name.
+    """
     if not rows:
         return
     stmt = insert(table).values(rows)
-    changed = {column: stmt.excluded[column] for column in rows[0] if column != key}
+    changed = {
+        column: case(
+            (literal(column) == any_(table.c.overrides), table.c[column]),
+            else_=stmt.excluded[column],
+        )
+        for column in rows[0]
+        if column != key
+    }
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=[table.c[key]],
             set_={**changed, "updated_at": stmt.excluded.updated_at},
+            where=table.c.source == CATALOG,
         )
     )
 
