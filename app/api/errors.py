@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import SwitchboardError
 
@@ -126,7 +127,25 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, {"code": "internal_error", "message": "internal error"})
 
 
+class RefuseNulInUrl:
+    """A NUL in a path or query value can reach no resource and no column (Postgres text
+    refuses it): answer 400 before any endpoint, whatever parameter it is in."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+        ):
+            body = {"code": "invalid_request", "message": "the URL contains a NUL character"}
+            await error_response(400, body)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(RefuseNulInUrl)
     app.add_exception_handler(SwitchboardError, _switchboard_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

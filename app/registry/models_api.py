@@ -23,9 +23,10 @@ from app.routing.breakers import BreakerState, model_target, provider_target
 
 class ModelIdConvertor(Convertor[str]):
     """A model id in a path: may hold "/" ("ollama/llama3.1:8b"), but doesn't end in an action
-    ("/deprecate"), so ``PATCH /v1/models/x/deprecate`` is a 405, not model "x/deprecate"."""
+    or a sub-resource ("/deprecate", "/performance"), so ``PATCH /v1/models/x/deprecate`` is a
+    405, not model "x/deprecate", and ``/v1/models/x/performance`` reaches its own route."""
 
-    regex = r"[^/].*?(?<!/deprecate)"
+    regex = r"[^/].*?(?<!/deprecate)(?<!/performance)"
 
     def convert(self, value: str) -> str:
         return value

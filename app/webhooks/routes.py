@@ -181,8 +181,8 @@ def _delivery(row: WebhookEventRow, attempts: list[AttemptOut]) -> DeliveryOut:
 def list_deliveries(
     caller: CurrentCaller,
     session: ReadSession,
-    job_id: Annotated[str | None, Query(max_length=64)] = None,
-    batch_id: Annotated[str | None, Query(max_length=64)] = None,
+    job_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None,
+    batch_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None,
     status: DeliveryStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> DeliveryList:

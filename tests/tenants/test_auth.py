@@ -112,3 +112,10 @@ def test_the_admin_can_act_for_a_tenant(
     unknown = api.get("/v1/jobs", headers={"X-Switchboard-Tenant": "no-such-tenant"})
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "tenant_not_found"
+
+
+def test_a_nul_in_the_url_is_a_clear_400(api: httpx.Client) -> None:
+    for url in ("/v1/jobs?batch_id=a%00b", "/v1/webhooks/deliveries?job_id=%00", "/v1/jobs/a%00"):
+        response = api.get(url)
+        assert response.status_code == 400, url
+        assert response.json()["error"]["code"] == "invalid_request"
