@@ -80,6 +80,10 @@ _AUTH_CODES = frozenset(
         "unauthenticated",
         "permission_denied",
         "account_deactivated",
+        # Out of credit (OpenAI sends it as a 429, Anthropic as billing_error): waiting won't
+        # help and this key is unusable until someone pays; another key or model may not be.
+        "insufficient_quota",
+        "billing_error",
     }
 )
 

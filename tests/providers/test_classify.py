@@ -46,6 +46,8 @@ from app.providers.errors import ErrorKind
         (500, "boom", (), ErrorKind.SERVER_ERROR),
         (502, "bad gateway", (), ErrorKind.SERVER_ERROR),
         (418, "teapot", (), ErrorKind.UNKNOWN),
+        (429, "You exceeded your current quota", ("insufficient_quota",), ErrorKind.AUTH),
+        (400, "Your credit balance is too low", ("billing_error",), ErrorKind.AUTH),
         # no status: an error mid-stream or in a 200 body without a numeric code
         (None, "Overloaded", ("overloaded_error",), ErrorKind.OVERLOADED),
         (None, "x", ("rate_limit_error",), ErrorKind.RATE_LIMIT),
@@ -116,3 +118,20 @@ def test_classify_scrubs_secrets_and_shortens() -> None:
 )
 def test_report_from_body(body: object, status: int | None, expected: ErrorReport | None) -> None:
     assert report_from_body(body, http_status=status) == expected
+
+
+def test_out_of_credit_is_the_keys_fault_not_a_rate_limit() -> None:
+    """OpenAI's insufficient_quota arrives as a 429, but waiting will not help: the key is
+    disabled and another key or model takes over, as for any key the provider refuses."""
+    openai = report_from_body(
+        {"error": {"message": "You exceeded your current quota", "code": "insufficient_quota"}},
+        http_status=429,
+    )
+    anthropic = report_from_body(
+        {"type": "error", "error": {"type": "billing_error", "message": "credit too low"}},
+        http_status=400,
+    )
+    assert openai is not None
+    assert anthropic is not None
+    assert kind_of(openai) is ErrorKind.AUTH
+    assert kind_of(anthropic) is ErrorKind.AUTH
