@@ -15,6 +15,7 @@ from app.db.migrate import migrate
 from app.embedded import EmbeddedStack, resolve_urls
 from app.errors import InvalidInput, Unavailable
 from app.registry.service import SyncReport
+from app.tenants.keys import ADMIN_KEY_FILE
 
 console = Console()
 
@@ -100,6 +101,12 @@ def run_up(
         if stack.simulator_url:
             console.print(f"  Simulator {stack.simulator_url}/_stats")
         console.print(f"  Logs      {stack.log_dir}")
+        where = (
+            "SWITCHBOARD_ADMIN_KEY"
+            if os.environ.get("SWITCHBOARD_ADMIN_KEY")
+            else str(stack.options.data_dir.resolve() / ADMIN_KEY_FILE)
+        )
+        console.print(f"  Admin key {where} (the CLI here uses it; send it as a Bearer token)")
         console.print("Ctrl-C stops everything.")
         while True:
             for child in stack.children:
