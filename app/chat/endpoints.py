@@ -117,6 +117,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def create_chat_completion(
     body: ChatCompletionCreate,
+    request: Request,
     submitter: Submitter,
     idempotency_key: IdempotencyKey,
     state: State,
@@ -126,7 +127,9 @@ async def create_chat_completion(
     accepted = await run_in_threadpool(submitter.submit, spec, idempotency_key)
     limit = state.settings.chat_wait_timeout_s
     wait_s = min(x_switchboard_wait_s, limit) if x_switchboard_wait_s is not None else limit
-    job = await job_end(state.sessions, accepted.id, timeout_s=wait_s)
+    job = await job_end(
+        state.sessions, accepted.id, timeout_s=wait_s, abandoned=request.is_disconnected
+    )
     if job is None:
         message = (
             f"job {accepted.id} has not ended after {wait_s:g}s; it keeps running: "

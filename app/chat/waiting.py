@@ -10,6 +10,7 @@ could cut the last pause; polling needs no change to the worker and cannot miss 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,9 +33,15 @@ def _ended(sessions: sessionmaker[Session], job_id: str) -> JobRow | None:
 
 
 async def job_end(
-    sessions: sessionmaker[Session], job_id: str, *, timeout_s: float
+    sessions: sessionmaker[Session],
+    job_id: str,
+    *,
+    timeout_s: float,
+    abandoned: Callable[[], Awaitable[bool]] | None = None,
 ) -> JobRow | None:
-    """The job once it succeeded, failed or was cancelled; ``None`` if not within the time."""
+    """The job once it succeeded, failed or was cancelled; ``None`` if not within the time,
+    or as soon as ``abandoned`` says nobody waits for the answer any more (the client hung
+    up: the job runs on, its result stays readable at ``GET /v1/jobs/{id}``)."""
     deadline = time.monotonic() + timeout_s
     pause = FIRST_PAUSE_S
     while True:
@@ -42,7 +49,7 @@ async def job_end(
         if job is not None:
             return job
         left = deadline - time.monotonic()
-        if left <= 0:
+        if left <= 0 or (abandoned is not None and await abandoned()):
             return None
         await anyio.sleep(min(pause, left))
         pause = min(pause * GROWTH, MAX_PAUSE_S)

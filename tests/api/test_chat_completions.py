@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, text
 
 from app.simulator.config import SimModel, default_config
 from app.simulator.control import with_models
-from tests.conftest import Simulator
+from tests.conftest import Simulator, wait_until
 
 pytestmark = pytest.mark.usefixtures("workers")
 
@@ -233,3 +234,34 @@ def test_a_job_that_outlasts_the_wait_is_a_504_naming_the_job(api: httpx.Client)
     assert response.json()["error"]["code"] == "wait_timeout"
     assert api.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
     api.post(f"/v1/jobs/{job_id}/cancel")
+
+
+def test_the_same_idempotency_key_answers_with_the_same_job(api: httpx.Client) -> None:
+    body, key = chat(), {"Idempotency-Key": f"chat-{uuid.uuid4().hex}"}
+    first = api.post("/v1/chat/completions", json=body, headers=key)
+    again = api.post("/v1/chat/completions", json=body, headers=key)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers["x-switchboard-job-id"] == first.headers["x-switchboard-job-id"]
+
+
+def test_cancelling_the_job_ends_the_wait_with_a_409(api: httpx.Client) -> None:
+    marker = uuid.uuid4().hex
+    body = chat(IDLE_MODEL, metadata={"marker": marker})
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(
+            api.post, "/v1/chat/completions", json=body, headers={"x-switchboard-wait-s": "20"}
+        )
+        found: list[str] = []
+
+        def submitted() -> bool:
+            jobs = api.get("/v1/jobs", params={"status": "queued", "limit": 100}).json()["data"]
+            found.extend(j["id"] for j in jobs if j["metadata"].get("marker") == marker)
+            return bool(found)
+
+        wait_until(submitted, timeout=10)
+        assert api.post(f"/v1/jobs/{found[0]}/cancel").status_code == 200
+        response = waiting.result(timeout=10)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "job_cancelled"
+    assert response.headers["x-switchboard-job-id"] == found[0]
