@@ -54,12 +54,13 @@ def sdk(api_url: str, admin_key: str) -> Iterator[openai.OpenAI]:
 
 
 @pytest.fixture
-def tenant_key(api: httpx.Client) -> str:
+def tenant(api: httpx.Client) -> tuple[str, str]:
+    """A new tenant's id and its own gateway key."""
     tenant_id = f"t-{uuid.uuid4().hex[:10]}"
     assert api.post("/v1/tenants", json={"id": tenant_id, "name": tenant_id}).status_code == 201
     issued = api.post(f"/v1/tenants/{tenant_id}/keys", json={"label": "chat"})
     assert issued.status_code == 201, issued.text
-    return str(issued.json()["key"])
+    return tenant_id, str(issued.json()["key"])
 
 
 def test_the_answer_has_openai_shape_and_the_job_cost_in_headers(
@@ -115,8 +116,9 @@ def test_the_openai_sdk_gets_the_simulators_answer_unchanged(
 
 
 def test_a_tenant_key_makes_a_job_of_that_tenant(
-    api_url: str, tenant_key: str, api: httpx.Client
+    api_url: str, tenant: tuple[str, str], api: httpx.Client
 ) -> None:
+    tenant_key = tenant[1]
     with openai.OpenAI(base_url=api_url + "/v1", api_key=tenant_key, max_retries=0) as client:
         answer = client.chat.completions.create(**chat())
     job_id = answer.id.removeprefix("chatcmpl-")
@@ -156,6 +158,21 @@ def test_a_raw_stream_ends_with_done(api: httpx.Client) -> None:
         events = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "data: [DONE]"
     assert all(orjson.loads(e[6:])["object"] == "chat.completion.chunk" for e in events[:-1])
+
+
+def test_a_tenant_over_its_budget_gets_openais_quota_error(
+    api_url: str, tenant: tuple[str, str], api: httpx.Client
+) -> None:
+    tenant_id, key = tenant
+    limit = {"tenant_id": tenant_id, "period": "day", "limit_usd": "0.0000001"}
+    assert api.post("/v1/budgets", json=limit).status_code == 201
+    client = openai.OpenAI(base_url=api_url + "/v1", api_key=key, max_retries=0)
+    with client, pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(**chat())
+    assert raised.value.status_code == 402
+    assert raised.value.code == "budget_exceeded"
+    assert isinstance(raised.value.body, dict)
+    assert raised.value.body["type"] == "insufficient_quota"
 
 
 def test_a_fallback_list_answers_with_the_model_that_served(
