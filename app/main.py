@@ -17,6 +17,7 @@ from app.api.state import ApiState
 from app.batches import endpoints as batches
 from app.batches.endpoints import BatchCreate
 from app.budgets import endpoints as budgets
+from app.chat import endpoints as chat
 from app.config import Settings, get_settings
 from app.db.engine import make_engine, make_sessionmaker
 from app.embedded import resolve_urls
@@ -107,6 +108,7 @@ def create_app(
     # Every endpoint but the health checks needs a key; admin-only ones say so themselves.
     for router in (
         jobs.router,
+        chat.router,
         batches.router,
         models.router,
         models.providers_router,

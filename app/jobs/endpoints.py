@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from app.api.auth import CurrentCaller
-from app.api.deps import CurrentRegistry, IdempotencyKey, ReadSession, State, UnitOfWork
+from app.api.deps import IdempotencyKey, ReadSession, UnitOfWork
 from app.api.errors import documented
-from app.api.publish import publish_after_commit
 from app.db.tables import AttemptRow, JobRow
 from app.jobs.schemas import (
     AttemptOut,
@@ -23,12 +22,10 @@ from app.jobs.schemas import (
     ToolCallOut,
     Usage,
 )
-from app.jobs.service import cancel_job, get_job, job_attempts, list_jobs, submit_job
+from app.jobs.service import cancel_job, get_job, job_attempts, list_jobs
 from app.jobs.states import JobStatus
+from app.jobs.submission import Submitter
 from app.ledger.cost import format_usd
-from app.policies.endpoints import Policies
-from app.routing.live import CurrentPerformance
-from app.webhooks.routes import adopt
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -44,33 +41,10 @@ JobId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
     responses=documented(402, 409),
 )
 def create_job(
-    spec: JobCreate,
-    caller: CurrentCaller,
-    state: State,
-    uow: UnitOfWork,
-    registry: CurrentRegistry,
-    idempotency_key: IdempotencyKey,
-    performance: CurrentPerformance,
-    policies: Policies,
+    spec: JobCreate, submitter: Submitter, idempotency_key: IdempotencyKey
 ) -> JobAccepted:
-    with uow() as session:
-        notify = adopt(session, state, caller.tenant_id, spec.webhook_url)
-        submitted = submit_job(
-            session,
-            spec,
-            registry,
-            tenant_id=caller.tenant_id,
-            default_deadline_s=state.settings.default_deadline_s,
-            idempotency_key=idempotency_key,
-            usable=state.usable,
-            performance=performance.get,
-            policies=policies.get,
-            notify=notify,
-        )
-        job_id, job_status = submitted.job.id, submitted.job.status
-    if submitted.created:
-        publish_after_commit(state.dispatcher, [submitted.ref])
-    return JobAccepted(id=job_id, status=job_status, created=submitted.created)
+    accepted = submitter.submit(spec, idempotency_key)
+    return JobAccepted(id=accepted.id, status=accepted.status, created=accepted.created)
 
 
 @router.get("", summary="Jobs, newest first")

@@ -1,0 +1,168 @@
+"""A finished job as OpenAI's ``chat.completion`` (or its chunks), or as OpenAI's error.
+
+A failed job's error class becomes an HTTP status a client of OpenAI already handles:
+
+    context_length, invalid_request, content_filter   400  invalid_request_error
+    rate_limit                                         429  rate_limit_error
+    auth, not_found, unknown (the upstream's fault)    502  api_error
+    overloaded, server_error, circuit_open             503  api_error
+    timeout, deadline                                  504  api_error
+    cancelled (POST /v1/jobs/{id}/cancel)              409  invalid_request_error
+
+``auth`` is 502, not 401: the provider refused the gateway's key, not the caller's, and a 401
+would tell the caller's SDK its own key is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from app.chat.schemas import (
+    AssistantMessage,
+    ChatCompletion,
+    Choice,
+    CompletionUsage,
+    FunctionCall,
+    PromptTokensDetails,
+    ToolCall,
+)
+from app.db.tables import JobRow
+from app.ledger.cost import format_usd
+
+COMPLETION_PREFIX = "chatcmpl-"
+
+_STATUS: dict[str, tuple[int, str]] = {
+    "context_length": (400, "invalid_request_error"),
+    "invalid_request": (400, "invalid_request_error"),
+    "content_filter": (400, "invalid_request_error"),
+    "rate_limit": (429, "rate_limit_error"),
+    "auth": (502, "api_error"),
+    "not_found": (502, "api_error"),
+    "unknown": (502, "api_error"),
+    "overloaded": (503, "api_error"),
+    "server_error": (503, "api_error"),
+    "circuit_open": (503, "api_error"),
+    "timeout": (504, "api_error"),
+    "deadline": (504, "api_error"),
+}
+# OpenAI's own codes where it has one for the same failure.
+_OPENAI_CODES = {"context_length": "context_length_exceeded", "rate_limit": "rate_limit_exceeded"}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_type(status: int) -> str:
+    """OpenAI's error ``type`` for an HTTP status."""
+    return _TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def completion(job: JobRow) -> ChatCompletion:
+    """A succeeded job as OpenAI's ``chat.completion``; ``model`` is the model that answered."""
+    result = job.result or {}
+    calls = [
+        ToolCall(id=c["id"], function=FunctionCall(name=c["name"], arguments=c["arguments"]))
+        for c in result.get("tool_calls", [])
+    ]
+    usage = None
+    if job.input_tokens is not None:
+        output = job.output_tokens or 0
+        usage = CompletionUsage(
+            prompt_tokens=job.input_tokens,
+            completion_tokens=output,
+            total_tokens=job.input_tokens + output,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=job.cached_tokens or 0),
+        )
+    return ChatCompletion(
+        id=COMPLETION_PREFIX + job.id,
+        created=int(job.created_at.timestamp()),
+        model=job.served_model or (job.models[0] if job.models else ""),
+        choices=[
+            Choice(
+                message=AssistantMessage(content=result.get("text"), tool_calls=calls or None),
+                finish_reason=result.get("finish_reason"),
+            )
+        ],
+        usage=usage,
+    )
+
+
+def job_headers(job: JobRow) -> dict[str, str]:
+    headers = {"x-switchboard-job-id": job.id}
+    if job.served_model is not None:
+        headers["x-switchboard-model"] = job.served_model
+    if job.served_provider is not None:
+        headers["x-switchboard-provider"] = job.served_provider
+    cost = format_usd(job.cost_usd)
+    if cost is not None:
+        headers["x-switchboard-cost-usd"] = cost
+    return headers
+
+
+def failure(job: JobRow) -> tuple[int, dict[str, Any]]:
+    """A failed or cancelled job as (status, OpenAI error body)."""
+    if job.status == "cancelled":
+        status, kind, code = 409, "invalid_request_error", "job_cancelled"
+        message = f"job {job.id} was cancelled before it ran"
+    else:
+        error_class = job.error_class or "unknown"
+        status, kind = _STATUS.get(error_class, (502, "api_error"))
+        code = _OPENAI_CODES.get(error_class, error_class)
+        message = f"job {job.id} failed: {job.error_message or error_class}"
+    return status, error_body(message, kind, code, job_id=job.id)
+
+
+def error_body(
+    message: str, kind: str, code: str | None, *, job_id: str | None = None
+) -> dict[str, Any]:
+    detail: dict[str, Any] = {"message": message, "type": kind, "code": code, "param": None}
+    if job_id is not None:
+        detail["job_id"] = job_id
+    return {"error": detail}
+
+
+def chunks(answer: ChatCompletion, *, include_usage: bool) -> Iterator[bytes]:
+    """The whole answer as OpenAI's SSE chunks: a role chunk, one content chunk (the job has
+    already ended: deltas are not relayed as the provider produces them), tool calls, the
+    finish reason, the usage chunk if asked for, then ``[DONE]``."""
+    choice = answer.choices[0]
+    base = {
+        "id": answer.id,
+        "object": "chat.completion.chunk",
+        "created": answer.created,
+        "model": answer.model,
+        "system_fingerprint": None,
+    }
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        return b"data: " + orjson.dumps({**base, "choices": choices, **extra}) + b"\n\n"
+
+    def delta(**fields: Any) -> dict[str, Any]:
+        return {"index": 0, "delta": fields, "logprobs": None, "finish_reason": None}
+
+    yield event([delta(role="assistant", content="")])
+    if choice.message.content:
+        yield event([delta(content=choice.message.content)])
+    if choice.message.tool_calls:
+        calls = [
+            {"index": i, **call.model_dump(mode="json")}
+            for i, call in enumerate(choice.message.tool_calls)
+        ]
+        yield event([delta(tool_calls=calls)])
+    yield event(
+        [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": choice.finish_reason}]
+    )
+    if include_usage and answer.usage is not None:
+        yield event([], usage=answer.usage.model_dump(mode="json"))
+    yield b"data: [DONE]\n\n"

@@ -1,0 +1,165 @@
+"""``POST /v1/chat/completions``: OpenAI's endpoint, served by a durable job.
+
+The request becomes a normal ``high``-priority job through the same submission as
+``POST /v1/jobs`` (tenant, budgets, routing, publish after commit); the request then waits,
+asynchronously, for the job to end and answers in OpenAI's shape. A wait longer than
+``chat_wait_timeout_s`` answers 504 with the job id, which ``GET /v1/jobs/{id}`` still serves.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+
+from app.api.deps import IdempotencyKey, State
+from app.chat.answers import chunks, completion, error_body, error_type, failure, job_headers
+from app.chat.schemas import ChatCompletion, ChatCompletionCreate, OpenAIErrorBody
+from app.chat.waiting import job_end
+from app.errors import InvalidInput
+from app.jobs.schemas import JobCreate
+from app.jobs.submission import Submitter
+
+log = logging.getLogger(__name__)
+
+
+class OpenAIErrors(APIRoute):
+    """Renders every error of its routes, including those raised before the endpoint runs
+    (key, validation, unknown model, budget), in OpenAI's shape: the app's own rendering
+    plus OpenAI's ``type`` (and ``param``), so OpenAI's SDKs raise their usual exceptions."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except Exception as exc:
+                rendered = await _rendered(request, exc)
+                if rendered is None:
+                    raise
+                return _in_openai_shape(rendered)
+
+        return handler
+
+
+async def _rendered(request: Request, exc: Exception) -> Response | None:
+    handlers = request.app.exception_handlers
+    for cls in type(exc).__mro__:
+        render = handlers.get(cls)
+        if render is not None:
+            response = render(request, exc)
+            if inspect.isawaitable(response):
+                response = await response
+            return response if isinstance(response, Response) else None
+    return None
+
+
+def _in_openai_shape(response: Response) -> Response:
+    try:
+        body = orjson.loads(bytes(response.body))
+        detail = body["error"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return response
+    detail.setdefault("type", error_type(response.status_code))
+    detail.setdefault("param", None)
+    headers = {
+        k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")
+    }
+    return JSONResponse(body, status_code=response.status_code, headers=headers)
+
+
+router = APIRouter(prefix="/v1/chat", tags=["chat"], route_class=OpenAIErrors)
+
+WaitSeconds = Annotated[
+    float | None,
+    Header(
+        gt=0,
+        description="Wait at most this long (capped by the gateway's `chat_wait_timeout_s`).",
+    ),
+]
+
+
+_FAILURES: dict[int | str, dict[str, Any]] = {
+    code: {"model": OpenAIErrorBody, "description": why}
+    for code, why in (
+        (400, "Invalid input, unknown model, or the job failed on context length"),
+        (402, "A budget has no room for this job's worst-case cost"),
+        (409, "The job was cancelled"),
+        (429, "The job failed on rate limits"),
+        (502, "The provider failed (its key, an unknown model upstream)"),
+        (503, "Every model of the chain was overloaded or down"),
+        (504, "The job timed out, or is still running: poll GET /v1/jobs/{job_id}"),
+    )
+}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The answer; with `stream: true`, as server-sent chunks",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **_FAILURES,
+}
+
+
+@router.post(
+    "/completions",
+    summary="OpenAI-compatible chat completion (a high-priority job, answered when it ends)",
+    response_model=ChatCompletion,
+    responses=RESPONSES,
+)
+async def create_chat_completion(
+    body: ChatCompletionCreate,
+    request: Request,
+    submitter: Submitter,
+    idempotency_key: IdempotencyKey,
+    state: State,
+    x_switchboard_wait_s: WaitSeconds = None,
+) -> Response:
+    spec = _job(body)
+    accepted = await run_in_threadpool(submitter.submit, spec, idempotency_key)
+    limit = state.settings.chat_wait_timeout_s
+    wait_s = min(x_switchboard_wait_s, limit) if x_switchboard_wait_s is not None else limit
+    job = await job_end(
+        state.sessions, accepted.id, timeout_s=wait_s, abandoned=request.is_disconnected
+    )
+    if job is None:
+        message = (
+            f"job {accepted.id} has not ended after {wait_s:g}s; it keeps running: "
+            f"poll GET /v1/jobs/{accepted.id}"
+        )
+        return JSONResponse(
+            error_body(message, "api_error", "wait_timeout", job_id=accepted.id),
+            status_code=504,
+            # OpenAI's SDKs retry a 504 unless told not to; a retry would submit a second job.
+            headers={"x-switchboard-job-id": accepted.id, "x-should-retry": "false"},
+        )
+    headers = job_headers(job)
+    if job.status != "succeeded":
+        status, payload = failure(job)
+        if status == 409:
+            headers["x-should-retry"] = "false"
+        return JSONResponse(payload, status_code=status, headers=headers)
+    answer = completion(job)
+    if body.stream:
+        return StreamingResponse(
+            chunks(answer, include_usage=body.usage_in_stream),
+            media_type="text/event-stream",
+            headers=headers,
+        )
+    return JSONResponse(answer.model_dump(mode="json"), headers=headers)
+
+
+def _job(body: ChatCompletionCreate) -> JobCreate:
+    try:
+        return body.job()
+    except ValidationError as exc:
+        first: dict[str, Any] = dict(exc.errors()[0])
+        raise InvalidInput(str(first.get("msg", "invalid request"))) from exc

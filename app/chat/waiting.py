@@ -1,0 +1,55 @@
+"""Waiting for a job to end without holding a connection or a thread while it runs.
+
+The request's coroutine sleeps between short reads of the job's row; each read borrows a
+pooled connection and a worker thread for a few milliseconds only. The pause grows from
+``FIRST_PAUSE_S`` to ``MAX_PAUSE_S``, so a quick job answers quickly and thousands of slow
+ones cost at most a few cheap reads a second each. (A Redis notification from the worker
+could cut the last pause; polling needs no change to the worker and cannot miss an end.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.tables import JobRow
+from app.jobs.states import TERMINAL, JobStatus
+
+FIRST_PAUSE_S = 0.02
+MAX_PAUSE_S = 0.25
+GROWTH = 1.5
+
+
+def _ended(sessions: sessionmaker[Session], job_id: str) -> JobRow | None:
+    with sessions() as session:
+        job = session.get(JobRow, job_id)
+        if job is None or JobStatus(job.status) not in TERMINAL:
+            return None
+        session.expunge(job)  # loaded and detached: readable after the session closes
+        return job
+
+
+async def job_end(
+    sessions: sessionmaker[Session],
+    job_id: str,
+    *,
+    timeout_s: float,
+    abandoned: Callable[[], Awaitable[bool]] | None = None,
+) -> JobRow | None:
+    """The job once it succeeded, failed or was cancelled; ``None`` if not within the time,
+    or as soon as ``abandoned`` says nobody waits for the answer any more (the client hung
+    up: the job runs on, its result stays readable at ``GET /v1/jobs/{id}``)."""
+    deadline = time.monotonic() + timeout_s
+    pause = FIRST_PAUSE_S
+    while True:
+        job = await anyio.to_thread.run_sync(_ended, sessions, job_id)
+        if job is not None:
+            return job
+        left = deadline - time.monotonic()
+        if left <= 0 or (abandoned is not None and await abandoned()):
+            return None
+        await anyio.sleep(min(pause, left))
+        pause = min(pause * GROWTH, MAX_PAUSE_S)

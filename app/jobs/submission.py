@@ -1,0 +1,83 @@
+"""Submitting a job from an endpoint: one transaction, then the publish after its commit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy.orm import Session
+
+from app.api.auth import Caller, CurrentCaller
+from app.api.deps import CurrentRegistry, State, UnitOfWork
+from app.api.publish import publish_after_commit
+from app.api.state import ApiState
+from app.jobs.schemas import JobCreate
+from app.jobs.service import submit_job
+from app.jobs.states import JobStatus
+from app.policies.endpoints import Policies
+from app.policies.store import PolicyCache
+from app.registry.service import Registry
+from app.routing.live import CurrentPerformance
+from app.routing.performance import PerformanceCache
+from app.webhooks.routes import adopt
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A committed job, as the submitting endpoint answers about it."""
+
+    id: str
+    status: JobStatus
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JobSubmitter:
+    """The one way an endpoint submits a job (``POST /v1/jobs``, chat completions): insert it
+    (tenant, budgets, routing) in one transaction, then publish it once that committed."""
+
+    caller: Caller
+    state: ApiState
+    uow: Callable[[], AbstractContextManager[Session]]
+    registry: Registry
+    performance: PerformanceCache
+    policies: PolicyCache
+
+    def submit(self, spec: JobCreate, idempotency_key: str | None) -> Accepted:
+        state, tenant_id = self.state, self.caller.tenant_id
+        with self.uow() as session:
+            notify = adopt(session, state, tenant_id, spec.webhook_url)
+            submitted = submit_job(
+                session,
+                spec,
+                self.registry,
+                tenant_id=tenant_id,
+                default_deadline_s=state.settings.default_deadline_s,
+                idempotency_key=idempotency_key,
+                usable=state.usable,
+                performance=self.performance.get,
+                policies=self.policies.get,
+                notify=notify,
+            )
+            job = submitted.job
+            accepted = Accepted(job.id, JobStatus(job.status), submitted.created)
+        if submitted.created:
+            publish_after_commit(state.dispatcher, [submitted.ref])
+        return accepted
+
+
+def _submitter(
+    caller: CurrentCaller,
+    state: State,
+    uow: UnitOfWork,
+    registry: CurrentRegistry,
+    performance: CurrentPerformance,
+    policies: Policies,
+) -> JobSubmitter:
+    return JobSubmitter(caller, state, uow, registry, performance, policies)
+
+
+Submitter = Annotated[JobSubmitter, Depends(_submitter)]
