@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import redis
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 from app.bench.common import FAST_RECOVERY_ENV
 from app.cli.stack import Stack, StackOptions
@@ -187,6 +192,37 @@ def new_tenant(api: httpx.Client, api_url: str) -> Iterator[Callable[[], httpx.C
 
 
 Simulator = SimulatorControl
+
+CHROMIUM = "/usr/bin/chromium"
+# As the machine's own probe starts it: no sandbox (root), and nothing that phones home, which
+# this closed network would refuse many times a second.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium driven by Playwright (which never downloads a browser here);
+    ``ops/install-chromium`` installs the Debian package on first use."""
+    from playwright.sync_api import sync_playwright
+
+    installer = Path(__file__).resolve().parent.parent / "ops" / "install-chromium"
+    installed = subprocess.run([str(installer)], capture_output=True, text=True, check=False)
+    if installed.returncode != 0:
+        pytest.fail(f"could not install Chromium for the browser tests: {installed.stderr}")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 @pytest.fixture
