@@ -25,7 +25,9 @@ class TimedSnapshot(Generic[T]):
         self._loaded_stamp: Hashable = None
         self._lock = threading.Lock()
         self._value: T | None = None
-        self._loaded_at = 0.0
+        # -inf, not 0: the monotonic clock starts near 0 at boot, and a machine up for less
+        # than ``ttl_s`` would take an invalidated snapshot for a fresh one.
+        self._loaded_at = float("-inf")
 
     def get(self) -> T:
         value = self._value
@@ -55,4 +57,4 @@ class TimedSnapshot(Generic[T]):
 
     def invalidate(self) -> None:
         with self._lock:
-            self._loaded_at = 0.0
+            self._loaded_at = float("-inf")
