@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from app.cli.stack import Stack
+from app.client import WebhookVerificationError, verify_webhook
 from app.webhooks.signing import verify
 from tests.conftest import wait_for_jobs, wait_until
 from tests.webhooks.conftest import Receiver
@@ -66,11 +67,14 @@ def test_a_failed_delivery_is_retried_and_both_tries_are_signed_and_recorded(
     assert delivery["attempts"][0]["next_attempt_at"] is not None
     assert receiver.count() == 2
     first, second = receiver.received
-    for got in (first, second):
-        verify(secret, got.headers, got.body)  # raises if not signed with the endpoint's secret
-        assert got.path == "/hook"
+    # What a receiver does with the client's helper: it raises unless signed with the secret.
+    events = [verify_webhook(secret, got.headers, got.body) for got in (first, second)]
+    assert {got.path for got in (first, second)} == {"/hook"}
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery["id"]
-    event = orjson.loads(second.body)
+    assert events[0] == events[1]
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(secret, second.headers, second.body.replace(b"succeeded", b"failed"))
+    event = events[1]
     assert event["type"] == "job.succeeded"
     assert event["data"]["id"] == job_id
     assert event["data"]["status"] == "succeeded"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.client import verify_webhook
 from app.webhooks.signing import WebhookVerificationError, new_secret, sign, verify
 
 # The Standard Webhooks specification's published test vector.
@@ -55,3 +56,13 @@ def test_new_secrets_are_whsec_base64_and_distinct() -> None:
     assert one != two
     signed = sign(one, "msg_x", 1, b"{}")
     verify(one, headers(signed, 1) | {"webhook-id": "msg_x"}, b"{}", now=1)
+
+
+def test_the_clients_verify_webhook_returns_the_event_of_a_genuine_message() -> None:
+    assert verify_webhook(SECRET, headers(), BODY, tolerance_s=10**10) == {"test": 2432232314}
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(SECRET, headers(), BODY.replace("2", "3"), tolerance_s=10**10)
+    signed_list = "[1]"
+    list_headers = headers(sign(SECRET, MSG_ID, TIMESTAMP, signed_list))
+    with pytest.raises(WebhookVerificationError, match="not a JSON object"):
+        verify_webhook(SECRET, list_headers, signed_list, tolerance_s=10**10)
