@@ -240,7 +240,7 @@ def _embed(
     timeout: float,
 ) -> Claim | None:
     """An embedding job's calls (``app.embeddings.calls``); its vectors are stored in the
-    statement's transaction that records its success."""
+    transaction that records its success."""
     watch = Stopwatch.start()
     try:
         answer = embed(

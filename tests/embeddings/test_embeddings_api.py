@@ -28,11 +28,17 @@ MILLION = Decimal(1_000_000)
 
 
 @pytest.fixture(scope="module")
-def gemini_pool(workers: Stack) -> None:
-    """A worker pool for ``sim-gemini`` (the shared fixture starts OpenAI's and Anthropic's)."""
-    if "sim-gemini" not in workers.workers:
-        workers.start_workers("sim-gemini", processes=1, concurrency=2)
+def gemini_pool(workers: Stack) -> Iterator[None]:
+    """A worker pool for ``sim-gemini`` for this module only: the shared fixture starts
+    OpenAI's and Anthropic's, and other tests rely on nothing serving ``sim-gemini``."""
+    assert "sim-gemini" not in workers.workers
+    workers.start_workers("sim-gemini", processes=1, concurrency=2)
+    try:
         workers.wait_for_workers()
+        yield
+    finally:
+        for child in workers.workers.pop("sim-gemini", []):
+            child.stop()
 
 
 @pytest.fixture
