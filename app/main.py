@@ -18,9 +18,11 @@ from app.batches import endpoints as batches
 from app.batches.endpoints import BatchCreate
 from app.budgets import endpoints as budgets
 from app.chat import endpoints as chat
+from app.completions import endpoints as completions
 from app.config import Settings, get_settings
 from app.db.engine import make_engine, make_sessionmaker
 from app.embedded import resolve_urls
+from app.embeddings import endpoints as embeddings
 from app.errors import Unavailable
 from app.jobs import endpoints as jobs
 from app.jobs.service import Dispatcher
@@ -109,6 +111,8 @@ def create_app(
     for router in (
         jobs.router,
         chat.router,
+        completions.router,
+        embeddings.router,
         batches.router,
         models.router,
         models.providers_router,

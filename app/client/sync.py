@@ -122,10 +122,11 @@ class Switchboard:
         return self.wait_for_job(self.submit_job(body)["id"], timeout=timeout)
 
     def generate_embeddings(
-        self, inputs: str | list[str], model: str, **params: Any
+        self, inputs: str | list[str], model: str | list[str], **params: Any
     ) -> dict[str, Any]:
-        """POST /v1/embeddings in OpenAI's shape (``{"model", "input"}`` → ``{"data": [...]}``).
-        The gateway does not serve it yet: until it does this raises the API's 404."""
+        """POST /v1/embeddings: OpenAI's answer (``data`` in input order, ``usage``) with float
+        vectors unless ``encoding_format="base64"``; ``dimensions`` asks for shorter ones.
+        ``model`` may be a fallback list, ``"policy:<name>"`` or ``"strategy:<name>"``."""
         result: dict[str, Any] = self.api.json(
             "POST", "/v1/embeddings", json={"model": model, "input": inputs, **params}
         )

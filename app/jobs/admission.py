@@ -19,6 +19,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.constants import Priority
 from app.providers.types import RateLimitSnapshot, Usage
@@ -32,9 +33,8 @@ from app.ratelimit import (
     Need,
     TokenBuckets,
     bucket_key,
-    estimate_prompt_tokens,
-    max_output,
 )
+from app.ratelimit.estimate import estimate_request
 from app.registry.keys import ProviderKey
 from app.registry.service import ModelInfo, ProviderInfo
 
@@ -93,23 +93,17 @@ class Admission:
         provider: ProviderInfo,
         model: ModelInfo,
         keys: tuple[ProviderKey, ...],
-        request: dict[str, object],
+        request: dict[str, Any],
         priority: str,
+        *,
+        calls: int = 1,
     ) -> Permit | Wait | TooLarge:
-        """Take tokens for one call (sleeping in the slot at most ``max_in_slot_wait_s``)."""
+        """Take tokens for one attempt (sleeping in the slot at most ``max_in_slot_wait_s``):
+        ``calls`` requests (an embedding job's inputs may need several) and its tokens."""
         start = next(self._turn) % len(keys)  # spread calls over the keys
         ordered = keys[start:] + keys[:start]
-        messages = request.get("messages")
-        tools = request.get("tools")
-        prompt = estimate_prompt_tokens(
-            messages if isinstance(messages, list) else [],
-            tools if isinstance(tools, list) else None,
-        )
-        max_tokens = request.get("max_tokens")
-        out = max_output(
-            max_tokens if isinstance(max_tokens, int) else None, model.max_output_tokens
-        )
-        plans = [_needs(provider, model, key, prompt, out) for key in ordered]
+        prompt, out = estimate_request(request, model.max_output_tokens)
+        plans = [_needs(provider, model, key, prompt, out, calls) for key in ordered]
         if self.buckets is None or not any(plans):
             return Permit(ordered[0])
         pacing = PACING[Priority(priority)]
@@ -174,11 +168,11 @@ class Admission:
 
 
 def _needs(
-    provider: ProviderInfo, model: ModelInfo, key: ProviderKey, prompt: int, out: int
+    provider: ProviderInfo, model: ModelInfo, key: ProviderKey, prompt: int, out: int, calls: int
 ) -> list[tuple[Need, LimitKind, bool]]:
-    """Every bucket one call with ``key`` takes from, and how much."""
+    """Every bucket an attempt of ``calls`` calls with ``key`` takes from, and how much."""
     amounts = {
-        LimitKind.RPM: 1.0,
+        LimitKind.RPM: float(calls),
         LimitKind.TPM: float(prompt + out),
         LimitKind.ITPM: float(prompt),
         LimitKind.OTPM: float(out),

@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from app.api.auth import CurrentCaller
 from app.api.deps import IdempotencyKey, ReadSession, UnitOfWork
 from app.api.errors import documented
 from app.db.tables import AttemptRow, JobRow
+from app.embeddings.vectors import Encoding, with_vectors
 from app.jobs.schemas import (
     AttemptOut,
+    EmbeddingsOut,
     ErrorInfo,
     JobAccepted,
     JobCreate,
@@ -28,6 +30,7 @@ from app.jobs.submission import Submitter
 from app.ledger.cost import format_usd
 
 log = logging.getLogger(__name__)
+EMBEDDING = "embedding"
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 JobId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
@@ -75,15 +78,26 @@ def read_jobs(
     )
 
 
-@router.get("/{job_id}", summary="A job's status, result, model, tokens, cost and attempts")
+@router.get(
+    "/{job_id}",
+    summary="A job's status, result, model, tokens, cost and attempts",
+    response_model=JobOut,
+)
 def read_job(
     job_id: JobId,
     caller: CurrentCaller,
     session: ReadSession,
     attempts: Annotated[bool, Query(description="Include every attempt.")] = True,
-) -> JobOut:
+    vectors: Annotated[
+        Encoding | None,
+        Query(description="An embedding job's vectors too: as floats, or base64 float32."),
+    ] = None,
+) -> JobOut | Response:
     job = get_job(session, job_id, tenant_id=caller.scope())
-    return job_out(job, job_attempts(session, job_id) if attempts else None)
+    out = job_out(job, job_attempts(session, job_id) if attempts else None)
+    if vectors is None or out.embeddings is None:
+        return out
+    return with_vectors(session, out, vectors)
 
 
 @router.post(
@@ -98,8 +112,10 @@ def cancel(job_id: JobId, caller: CurrentCaller, uow: UnitOfWork) -> JobOut:
 
 
 def job_out(job: JobRow, attempts: list[AttemptRow] | None) -> JobOut:
-    result = None
-    if job.result is not None:
+    result, embeddings = None, None
+    if job.result is not None and job.kind == EMBEDDING:
+        embeddings = EmbeddingsOut(count=job.result["count"], dimensions=job.result["dimensions"])
+    elif job.result is not None:
         result = JobResult(
             text=job.result.get("text"),
             finish_reason=job.result.get("finish_reason"),
@@ -119,6 +135,7 @@ def job_out(job: JobRow, attempts: list[AttemptRow] | None) -> JobOut:
         error = ErrorInfo(code=job.error_class, message=job.error_message or job.error_class)
     return JobOut(
         id=job.id,
+        kind=job.kind,
         status=job.status,
         priority=job.priority,
         batch_id=job.batch_id,
@@ -128,6 +145,7 @@ def job_out(job: JobRow, attempts: list[AttemptRow] | None) -> JobOut:
         served_model=job.served_model,
         provider=job.served_provider,
         result=result,
+        embeddings=embeddings,
         usage=usage,
         cost_usd=format_usd(job.cost_usd),
         latency_ms=job.latency_ms,

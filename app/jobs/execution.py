@@ -18,11 +18,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+import psycopg
 from sqlalchemy import Engine
 
 from app.db.raw import autocommit, retrying
+from app.embeddings.calls import call_count, embed
+from app.embeddings.vectors import store
 from app.jobs.admission import Admission, Permit, TooLarge, Wait
 from app.jobs.attempts import Stopwatch, attempt_row, chat_call, result_document
 from app.jobs.claims import Claim, claim_job
@@ -33,6 +37,7 @@ from app.ledger.record import (
     AttemptRecord,
     Failed,
     Outcome,
+    Recorded,
     Requeued,
     Retrying,
     Succeeded,
@@ -67,6 +72,7 @@ TARGET_FAILURES = frozenset(
 )
 UNAVAILABLE_FOR_S = 600.0  # how long a model the provider says doesn't exist is skipped
 CIRCUIT_OPEN = "circuit_open"
+EMBEDDING = "embedding"  # jobs.kind of an embedding job
 RATE_LIMIT = ErrorKind.RATE_LIMIT.value
 
 
@@ -149,7 +155,10 @@ def _attempt(rt: Runtime, claim: Claim) -> Claim | None:
         hint = target.provider.api_key_env or "a key"
         err = AuthFailed(f"no API key for {target.provider.name}: set {hint} or POST /v1/keys")
         return _failed(rt, claim, registry, target, err, watch, keys, None, verdict)
-    admitted = rt.admission.admit(target.provider, model, keys, claim.request, claim.priority)
+    calls = call_count(claim.request, target.provider.wire_format)
+    admitted = rt.admission.admit(
+        target.provider, model, keys, claim.request, claim.priority, calls=calls
+    )
     if isinstance(admitted, TooLarge):
         _route_around(rt, claim, registry, target, watch, RATE_LIMIT, admitted.reason)
         return None
@@ -169,6 +178,8 @@ def _attempt(rt: Runtime, claim: Claim) -> Claim | None:
         rt.admission.settle(admitted, usage=None)
         _finish(rt, claim, Failed(DEADLINE, "the job's deadline passed before it finished"))
         return None
+    if claim.kind == EMBEDDING:
+        return _embed(rt, claim, registry, target, keys, admitted, verdict, timeout)
     watch = Stopwatch.start()
     try:
         request = adapter.build_request(
@@ -216,6 +227,51 @@ def _succeeded(
         latency_ms=attempt.latency_ms,
     )
     _finish(rt, claim, outcome, attempt)
+
+
+def _embed(
+    rt: Runtime,
+    claim: Claim,
+    registry: Registry,
+    target: Target,
+    keys: tuple[ProviderKey, ...],
+    permit: Permit,
+    verdict: Verdict | None,
+    timeout: float,
+) -> Claim | None:
+    """An embedding job's calls (``app.embeddings.calls``); its vectors are stored in the
+    transaction that records its success."""
+    watch = Stopwatch.start()
+    try:
+        answer = embed(
+            rt.http, claim.request, target.model, target.provider, permit.key, timeout=timeout
+        )
+    except ProviderError as err:
+        retry_after = err.retry_after if err.error_kind is ErrorKind.RATE_LIMIT else None
+        rt.admission.settle(permit, usage=None, retry_after_s=retry_after)
+        return _failed(rt, claim, registry, target, err, watch, keys, permit, verdict)
+    rt.admission.settle(permit, usage=answer.usage, seen=answer.rate_limits)
+    if rt.breakers is not None and verdict is not None and (verdict.dirty or verdict.probe):
+        rt.breakers.record_success(target.breakers)
+    attempt = attempt_row(
+        target.model,
+        watch,
+        decision="succeeded",
+        key=permit.key,
+        http_status=answer.http_status,
+        input_tokens=answer.usage.prompt_tokens,
+        output_tokens=0,
+        cost_usd=cost_usd(target.model, answer.usage),
+    )
+    outcome = Succeeded(
+        result=answer.packed.summary,
+        model_id=target.model.id,
+        provider=target.model.provider,
+        cached_tokens=0,
+        latency_ms=attempt.latency_ms,
+    )
+    _finish(rt, claim, outcome, attempt, also=lambda conn: store(conn, claim.id, answer.packed))
+    return None
 
 
 def _failed(
@@ -350,16 +406,35 @@ def _outcome_for(
 
 
 def _finish(
-    rt: Runtime, claim: Claim, outcome: Outcome, attempt: AttemptRecord | None = None
+    rt: Runtime,
+    claim: Claim,
+    outcome: Outcome,
+    attempt: AttemptRecord | None = None,
+    also: Callable[[psycopg.Connection[Any]], None] | None = None,
 ) -> bool:
-    """Record ``outcome``; then publish or set aside what it implies. False if claim lost."""
-    recorded = retrying(
-        rt.engine,
-        lambda conn: record(
-            conn, claim.id, outcome, attempt=attempt, claim_token=claim.token, notify=claim.notify
-        ),
-        for_s=rt.lease_s,
-    )
+    """Record ``outcome`` (and run ``also`` in the same transaction, if the claim held); then
+    publish or set aside what it implies. False if the claim was lost."""
+
+    def write(conn: psycopg.Connection[Any]) -> Recorded:
+        def move() -> Recorded:
+            return record(
+                conn,
+                claim.id,
+                outcome,
+                attempt=attempt,
+                claim_token=claim.token,
+                notify=claim.notify,
+            )
+
+        if also is None:  # the hot path: one statement, committed on its own
+            return move()
+        with conn.transaction():
+            recorded = move()
+            if recorded.moved:
+                also(conn)
+            return recorded
+
+    recorded = retrying(rt.engine, write, for_s=rt.lease_s)
     if not recorded.moved:
         log.warning("job %s: claim %d lost before recording; result dropped", claim.id, claim.token)
         return False

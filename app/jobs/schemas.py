@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -123,11 +123,18 @@ PolicyName = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+StopSequence = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Stop = StopSequence | Annotated[list[StopSequence], Field(max_length=4)]
 
 
-class ChatParams(StorableRequest):
-    """A chat completion request: OpenAI's body, with ``model`` also taking a fallback list,
-    or a ``strategy`` (and ``route`` filters) that lets the gateway choose the model."""
+class RoutedRequest(StorableRequest):
+    """A request that names its model: a model id or fallback list, a ``strategy`` (with
+    ``route`` filters) that lets the gateway choose, or a routing ``policy``.
+
+    ``capability`` is what every model of its chain must serve (the catalog's name)."""
+
+    capability: ClassVar[str] = "chat"
+    kind: ClassVar[str] = "chat"  # the job's ``jobs.kind``
 
     model: (
         ModelName | Annotated[list[ModelName], Field(min_length=1, max_length=MAX_CHAIN)] | None
@@ -149,31 +156,9 @@ class ChatParams(StorableRequest):
     tags: Annotated[list[Tag], Field(max_length=32)] | None = Field(
         default=None, description="Tags a routing policy's rules may match on."
     )
-    messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)] | None = None
-    prompt: Annotated[str, StringConstraints(min_length=1)] | None = Field(
-        default=None, description="Shorthand for a single user message."
-    )
-    max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    stop: (
-        Annotated[str, StringConstraints(min_length=1, max_length=256)]
-        | Annotated[
-            list[Annotated[str, StringConstraints(min_length=1, max_length=256)]],
-            Field(max_length=4),
-        ]
-        | None
-    ) = None
-    tools: Annotated[list[dict[str, Any]], Field(max_length=MAX_TOOLS)] | None = None
-    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
-    response_format: dict[str, Any] | None = None
-    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
-    user: Annotated[str, StringConstraints(max_length=256)] | None = None
 
-    @model_validator(mode="after")
-    def _one_input(self) -> ChatParams:
-        if (self.messages is None) == (self.prompt is None):
-            raise ValueError("give exactly one of `messages` or `prompt`")
+    def check_one_source(self) -> None:
+        """Exactly one of ``model``, ``strategy`` or ``policy`` (those the class has)."""
         sources = [name for name in MODEL_SOURCES if name in type(self).model_fields]
         given = [name for name in sources if getattr(self, name) is not None]
         if len(given) != 1:
@@ -181,7 +166,6 @@ class ChatParams(StorableRequest):
             raise ValueError(f"give exactly one of {listed}")
         if self.route is not None and self.strategy is None:
             raise ValueError("`route` only applies with a `strategy`")
-        return self
 
     @field_validator("model")
     @classmethod
@@ -196,6 +180,36 @@ class ChatParams(StorableRequest):
         if self.model is None:
             return []
         return [self.model] if isinstance(self.model, str) else list(self.model)
+
+    def to_request(self) -> dict[str, Any]:
+        """What is stored on the job and replayed by the worker (everything but the models)."""
+        raise NotImplementedError
+
+
+class ChatParams(RoutedRequest):
+    """A chat completion request: OpenAI's body, with ``model`` also taking a fallback list,
+    or a ``strategy`` (and ``route`` filters) that lets the gateway choose the model."""
+
+    messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)] | None = None
+    prompt: Annotated[str, StringConstraints(min_length=1)] | None = Field(
+        default=None, description="Shorthand for a single user message."
+    )
+    max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    stop: Stop | None = None
+    tools: Annotated[list[dict[str, Any]], Field(max_length=MAX_TOOLS)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
+    user: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ChatParams:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("give exactly one of `messages` or `prompt`")
+        self.check_one_source()
+        return self
 
     def to_request(self) -> dict[str, Any]:
         """What is stored on the job and replayed by the worker (everything but the models)."""
@@ -220,8 +234,8 @@ _CHAT_FIELDS = set(ChatParams.model_fields) - {
 Project = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-class JobCreate(ChatParams):
-    """``POST /v1/jobs``: one chat job."""
+class JobOptions(Strict):
+    """What a submitted job carries besides its request: priority, owner, deadline, webhook."""
 
     priority: Priority = Priority.NORMAL
     project: Project | None = Field(
@@ -235,6 +249,10 @@ class JobCreate(ChatParams):
     webhook_url: WebhookUrl | None = Field(
         default=None, description="Where to POST `job.succeeded` / `job.failed` (signed)."
     )
+
+
+class JobCreate(JobOptions, ChatParams):
+    """``POST /v1/jobs``: one chat job."""
 
 
 class BatchLine(StorableRequest):
@@ -274,6 +292,24 @@ class JobResult(BaseModel):
     response_id: str | None = None
 
 
+class EmbeddingItem(BaseModel):
+    """One input's vector, in OpenAI's shape: floats, or base64 of little-endian float32."""
+
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingsOut(BaseModel):
+    """What an embedding job produced; the vectors themselves only when asked for."""
+
+    count: int = Field(description="Vectors: one per input, in input order.")
+    dimensions: int
+    data: list[EmbeddingItem] | None = Field(
+        default=None, description="The vectors, with `?vectors=float` or `?vectors=base64`."
+    )
+
+
 class ErrorInfo(BaseModel):
     code: str
     message: str
@@ -305,6 +341,7 @@ class JobOut(BaseModel):
 
     id: str
     object: Literal["job"] = "job"
+    kind: Literal["chat", "embedding"] = "chat"
     status: JobStatus
     priority: Priority
     batch_id: str | None
@@ -318,6 +355,10 @@ class JobOut(BaseModel):
     served_model: str | None
     provider: str | None
     result: JobResult | None
+    embeddings: EmbeddingsOut | None = Field(
+        default=None,
+        description="An embedding job's vectors (count and size; the vectors on request).",
+    )
     usage: Usage | None
     cost_usd: str | None = Field(description="Exact decimal, USD.")
     latency_ms: int | None

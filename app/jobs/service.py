@@ -17,9 +17,10 @@ from app.budgets.service import reserve
 from app.budgets.worst_case import worst_case_usd
 from app.constants import DEFAULT_TENANT, Priority
 from app.db.tables import AttemptRow, JobRow, jobs
+from app.embeddings.schemas import EmbeddingJobCreate
 from app.errors import Conflict, InvalidInput, NotFound
 from app.ids import job_id as new_job_id
-from app.jobs.schemas import ChatParams, JobCreate
+from app.jobs.schemas import JobCreate, RoutedRequest
 from app.jobs.states import JobStatus
 from app.ledger.record import Cancelled, record
 from app.policies.rules import Policy
@@ -42,16 +43,23 @@ class Dispatcher(Protocol):
     def publish(self, refs: Sequence[JobRef]) -> None: ...
 
 
-def resolve_chain(registry: Registry, params: ChatParams, param: str = "model") -> list[ModelInfo]:
-    """The job's models, in fallback order, each known, enabled and able to chat."""
+# What a model must serve, as a refusal names it.
+SERVES = {"chat": "chat completions", "embeddings": "embeddings"}
+
+
+def resolve_chain(
+    registry: Registry, params: RoutedRequest, param: str = "model"
+) -> list[ModelInfo]:
+    """The job's models, in fallback order, each known, enabled and serving what the request
+    asks for (chat, or embeddings)."""
     chain: list[ModelInfo] = []
     names = params.model_chain
     for i, name in enumerate(names):
         where = param if isinstance(params.model, str) else f"{param}[{i}]"
         model = registry.model(name, param=where)
-        if "chat" not in model.capabilities:
+        if params.capability not in model.capabilities:
             raise InvalidInput(
-                f"model {name!r} does not serve chat completions",
+                f"model {name!r} does not serve {SERVES[params.capability]}",
                 code="unsupported_model",
                 param=where,
             )
@@ -74,7 +82,7 @@ def request_hash(payload: Any) -> str:
 
 
 def job_values(
-    params: ChatParams,
+    params: RoutedRequest,
     chain: list[ModelInfo],
     *,
     now: datetime,
@@ -95,6 +103,7 @@ def job_values(
         "tenant_id": tenant_id,
         "batch_id": batch_id,
         "custom_id": custom_id,
+        "kind": params.kind,
         "status": JobStatus.QUEUED.value,
         "priority": priority.value,
         "request": params.to_request(),
@@ -116,6 +125,7 @@ _COPY_COLUMNS = (
     "tenant_id",
     "batch_id",
     "custom_id",
+    "kind",
     "status",
     "priority",
     "request",
@@ -167,7 +177,7 @@ class Submitted:
 
 def submit_job(
     session: Session,
-    spec: JobCreate,
+    spec: JobCreate | EmbeddingJobCreate,
     registry: Registry,
     *,
     default_deadline_s: float,
@@ -178,7 +188,8 @@ def submit_job(
     policies: Callable[[], Sequence[Policy]] | None = None,
     notify: bool = False,
 ) -> Submitted:
-    """Insert one queued job, or find the one an earlier call with the same key created.
+    """Insert one queued chat or embedding job, or find the one an earlier call with the same
+    key created.
 
     A new job reserves its worst-case cost against the budgets that apply to it; with no
     room, ``BudgetExceeded`` and nothing is written (the caller's transaction rolls back)."""

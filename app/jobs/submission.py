@@ -14,6 +14,7 @@ from app.api.auth import Caller, CurrentCaller
 from app.api.deps import CurrentRegistry, State, UnitOfWork
 from app.api.publish import publish_after_commit
 from app.api.state import ApiState
+from app.embeddings.schemas import EmbeddingJobCreate
 from app.jobs.schemas import JobCreate
 from app.jobs.service import submit_job
 from app.jobs.states import JobStatus
@@ -36,8 +37,9 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class JobSubmitter:
-    """The one way an endpoint submits a job (``POST /v1/jobs``, chat completions): insert it
-    (tenant, budgets, routing) in one transaction, then publish it once that committed."""
+    """The one way an endpoint submits a job (``POST /v1/jobs``, chat and text completions,
+    embeddings): insert it (tenant, budgets, routing) in one transaction, then publish it
+    once that committed."""
 
     caller: Caller
     state: ApiState
@@ -46,7 +48,7 @@ class JobSubmitter:
     performance: PerformanceCache
     policies: PolicyCache
 
-    def submit(self, spec: JobCreate, idempotency_key: str | None) -> Accepted:
+    def submit(self, spec: JobCreate | EmbeddingJobCreate, idempotency_key: str | None) -> Accepted:
         state, tenant_id = self.state, self.caller.tenant_id
         with self.uow() as session:
             notify = adopt(session, state, tenant_id, spec.webhook_url)

@@ -81,6 +81,21 @@ def estimate_input_tokens(inputs: Iterable[str]) -> int:
     return sum(_tokens(len(text.encode())) for text in inputs)
 
 
+def estimate_request(request: dict[str, Any], model_max_output: int) -> tuple[int, int]:
+    """Upper bounds of a stored job request's (input, output) tokens: a chat's prompt and
+    ``max_output``, or an embedding job's inputs (``{"input": [...]}``) and no output."""
+    inputs = request.get("input")
+    if isinstance(inputs, list):
+        return estimate_input_tokens(inputs), 0
+    messages = request.get("messages")
+    tools = request.get("tools")
+    prompt = estimate_prompt_tokens(
+        messages if isinstance(messages, list) else [], tools if isinstance(tools, list) else None
+    )
+    max_tokens = request.get("max_tokens")
+    return prompt, max_output(max_tokens if isinstance(max_tokens, int) else None, model_max_output)
+
+
 def max_output(max_tokens: int | None, model_max_output: int) -> int:
     """Output tokens a call may produce, as providers reserve them against tpm and otpm.
 

@@ -14,9 +14,9 @@ from typing import Any, cast
 
 from app.constants import DEFAULT_TENANT
 from app.errors import InvalidInput, NotFound
-from app.jobs.schemas import ChatParams
+from app.jobs.schemas import ChatParams, RoutedRequest
 from app.policies.rules import Policy, resolve
-from app.ratelimit.estimate import estimate_prompt_tokens
+from app.ratelimit.estimate import estimate_input_tokens, estimate_prompt_tokens
 from app.registry.service import ModelInfo, Registry
 from app.routing.performance import PerformanceTable, empty_table
 from app.routing.selection import Selection, SelectionRequest, Strategy, select, select_among
@@ -30,7 +30,7 @@ class Plan:
     routing: dict[str, Any] | None
 
 
-def selection_request(params: ChatParams, strategy: Strategy | None = None) -> SelectionRequest:
+def selection_request(params: RoutedRequest, strategy: Strategy | None = None) -> SelectionRequest:
     """What a strategy request needs: its token estimate, its capabilities, its filters.
 
     Capabilities the body itself implies (tools, a JSON response format, image parts) are
@@ -40,29 +40,41 @@ def selection_request(params: ChatParams, strategy: Strategy | None = None) -> S
     assert strategy is not None
     body = params.to_request()
     route = params.route
-    needed = {"chat", *(route.capabilities or [] if route else [])}
-    if params.tools:
-        needed.add("tools")
-    if (params.response_format or {}).get("type") in ("json_object", "json_schema"):
-        needed.add("json_mode")
-    if _has_images(body.get("messages", [])):
-        needed.add("vision")
-    return SelectionRequest(
+    needed = {params.capability, *(route.capabilities or [] if route else [])}
+    filters = SelectionRequest(
         strategy=strategy,
-        input_tokens=estimate_prompt_tokens(body.get("messages", []), params.tools),
-        max_tokens=params.max_tokens,
-        capabilities=frozenset(needed),
         max_cost_usd=route.max_cost_usd if route else None,
         prefer_models=tuple(route.prefer_models) if route else (),
         prefer_providers=tuple(route.prefer_providers) if route else (),
         exclude_models=tuple(route.exclude_models) if route else (),
         weights={str(k): v for k, v in route.weights.items()} if route and route.weights else None,
     )
+    if not isinstance(params, ChatParams):  # embeddings: each input must fit the window
+        inputs = body["input"]
+        return replace(
+            filters,
+            input_tokens=estimate_input_tokens(inputs),
+            max_tokens=0,
+            context_tokens=max(estimate_input_tokens([text]) for text in inputs),
+            capabilities=frozenset(needed),
+        )
+    if params.tools:
+        needed.add("tools")
+    if (params.response_format or {}).get("type") in ("json_object", "json_schema"):
+        needed.add("json_mode")
+    if _has_images(body.get("messages", [])):
+        needed.add("vision")
+    return replace(
+        filters,
+        input_tokens=estimate_prompt_tokens(body.get("messages", []), params.tools),
+        max_tokens=params.max_tokens,
+        capabilities=frozenset(needed),
+    )
 
 
 def route_request(
     registry: Registry,
-    params: ChatParams,
+    params: RoutedRequest,
     *,
     performance: PerformanceSource | None = None,
     usable: Callable[[ModelInfo], bool] | None = None,
@@ -82,7 +94,7 @@ class PolicySource:
 
 def plan_chain(
     registry: Registry,
-    params: ChatParams,
+    params: RoutedRequest,
     *,
     performance: PerformanceSource | None = None,
     usable: Callable[[ModelInfo], bool] | None = None,
@@ -113,7 +125,7 @@ def _has_images(messages: list[dict[str, Any]]) -> bool:
 
 def _policy_plan(
     registry: Registry,
-    params: ChatParams,
+    params: RoutedRequest,
     source: PolicySource | None,
     metadata: Mapping[str, str],
     performance: PerformanceSource | None,
@@ -148,7 +160,7 @@ def _policy_plan(
     chain = [
         model
         for name in route.models
-        if (model := _known(registry, name)) is not None and "chat" in model.capabilities
+        if (model := _known(registry, name)) is not None and params.capability in model.capabilities
     ]
     if not chain:
         raise InvalidInput(

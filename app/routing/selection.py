@@ -11,8 +11,9 @@
   ``cost``/``performance``/``reliability``/``quality``).
 - ``input_tokens``: the estimated prompt tokens (``app.ratelimit.estimate``).
 - ``max_tokens``: the request's output cap, if any. The context filter needs
-  ``input_tokens + max_tokens`` to fit; the cost estimate assumes ``max_tokens`` output
-  tokens, or :data:`TYPICAL_OUTPUT_TOKENS` when it is unset.
+  ``input_tokens + max_tokens`` to fit (or ``context_tokens`` when given: an embedding
+  request's longest input); the cost estimate assumes ``max_tokens`` output tokens, or
+  :data:`TYPICAL_OUTPUT_TOKENS` when it is unset.
 - ``capabilities``: required capability names as the catalog spells them (``chat``,
   ``completion``, ``embeddings``, ``tools``, ``vision``, ``json_mode``, ``audio``,
   ``reasoning``); ``function_calling`` is accepted for ``tools``.
@@ -63,6 +64,9 @@ class SelectionRequest:
     strategy: Strategy
     input_tokens: int = 0
     max_tokens: int | None = None
+    # What must fit the context window, when not the whole request (embeddings: the longest
+    # input, since each input is embedded on its own).
+    context_tokens: int | None = None
     capabilities: frozenset[str] = frozenset({"chat"})
     max_cost_usd: Decimal | None = None
     prefer_models: tuple[str, ...] = ()
@@ -135,7 +139,11 @@ def select(
     required = frozenset(CAPABILITY_ALIASES.get(c, c) for c in request.capabilities)
     named = set(request.prefer_models) | set(request.candidates or ())
     pool = _initial_pool(registry, request)
-    needed = request.input_tokens + (request.max_tokens or 0)
+    needed = (
+        request.input_tokens + (request.max_tokens or 0)
+        if request.context_tokens is None
+        else request.context_tokens
+    )
     filters: list[tuple[str, Callable[[ModelInfo], bool]]] = [
         ("disabled", lambda m: m.enabled and registry.providers[m.provider].enabled),
         ("deprecated", lambda m: not m.deprecated or m.id in named),

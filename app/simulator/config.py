@@ -119,6 +119,10 @@ def default_config() -> SimulatorConfig:
                 models={
                     "sim-gpt-mini": SimModel(latency_ms=40, jitter_ms=20),
                     "sim-gpt-large": SimModel(latency_ms=120, jitter_ms=60),
+                    "sim-embed-small": SimModel(latency_ms=20, context_window=8191),
+                    "sim-embed-large": SimModel(
+                        latency_ms=30, context_window=8191, embedding_dim=3072
+                    ),
                 },
             ),
             "sim-anthropic": SimProvider(
@@ -130,11 +134,17 @@ def default_config() -> SimulatorConfig:
             ),
             "sim-gemini": SimProvider(
                 format="gemini",
-                models={"sim-gemini-flash": SimModel(latency_ms=50, context_window=1_000_000)},
+                models={
+                    "sim-gemini-flash": SimModel(latency_ms=50, context_window=1_000_000),
+                    "sim-gemini-embed": SimModel(latency_ms=20, context_window=2048),
+                },
             ),
             "sim-ollama": SimProvider(
                 format="ollama",
-                models={"sim-llama-small": SimModel(latency_ms=30, context_window=8192)},
+                models={
+                    "sim-llama-small": SimModel(latency_ms=30, context_window=8192),
+                    "sim-nomic-embed": SimModel(latency_ms=10, context_window=8192),
+                },
             ),
         }
     )

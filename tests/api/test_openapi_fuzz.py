@@ -31,7 +31,7 @@ schema = schemathesis.openapi.from_dict(create_app().openapi())
 
 # Endpoints that answer with their job's outcome: a 502-504 there is the job's failure (or
 # the wait running out), declared in the schema, not the API failing.
-WAITS_FOR_JOBS = {"/v1/chat/completions"}
+WAITS_FOR_JOBS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
 
 # What the admin key may change; put back as it was after each example.
 RESTORED = {
@@ -98,7 +98,7 @@ def test_the_api_keeps_to_its_schema_and_never_fails(
         excluded.append(not_a_server_error)
     response = case.call_and_validate(
         base_url=api_url,
-        # Chat completions wait for their job; no worker may serve it, so wait briefly.
+        # These endpoints wait for their job; no worker may serve it, so wait briefly.
         headers={"Authorization": f"Bearer {admin_key}", "x-switchboard-wait-s": "0.2"},
         excluded_checks=excluded,
     )

@@ -63,6 +63,8 @@ def test_models_filter_by_provider_capability_and_status(
     assert ids(api.get("/v1/models", params={"provider": "sim-openai"})) == {
         "sim-gpt-mini",
         "sim-gpt-large",
+        "sim-embed-small",
+        "sim-embed-large",
     }
     embedders = ids(api.get("/v1/models", params={"capability": "embeddings"}))
     chat_tools = ids(

@@ -105,7 +105,12 @@ def test_discovery_registers_what_the_provider_lists_and_serves_it(
     found = api.post("/v1/providers/sim-openai/discover")
     assert found.status_code == 200, found.text
     assert found.json()["added"] == ["sim-openai/sim-gpt-nano"]
-    assert found.json()["known"] == ["sim-gpt-large", "sim-gpt-mini"]
+    assert found.json()["known"] == [
+        "sim-embed-large",
+        "sim-embed-small",
+        "sim-gpt-large",
+        "sim-gpt-mini",
+    ]
     model = api.get("/v1/models/sim-openai/sim-gpt-nano").json()
     assert (model["source"], model["capabilities"], model["context_window"]) == (
         "discovered",
@@ -147,7 +152,10 @@ def test_discovery_uses_the_providers_stored_key(
     ).raise_for_status()
     found = api.post(f"/v1/providers/{name}/discover")
     assert found.status_code == 200, found.text
-    assert found.json()["added"] == [f"{name}/sim-gpt-large", f"{name}/sim-gpt-mini"]
+    assert found.json()["added"] == [
+        f"{name}/{model}"
+        for model in ("sim-embed-large", "sim-embed-small", "sim-gpt-large", "sim-gpt-mini")
+    ]
     assert api.get(f"/v1/providers/{name}").json()["models"] == found.json()["added"]
     assert secret not in found.text
 
@@ -160,7 +168,10 @@ def test_ollama_discovery_reads_api_tags(
     simulator.configure(with_provider(config, "sim-ollama", models=models))
     cleanup["models"].append("sim-ollama/qwen-tiny")
     found = api.post("/v1/providers/sim-ollama/discover").json()
-    assert (found["added"], found["known"]) == (["sim-ollama/qwen-tiny"], ["sim-llama-small"])
+    assert (found["added"], found["known"]) == (
+        ["sim-ollama/qwen-tiny"],
+        ["sim-llama-small", "sim-nomic-embed"],
+    )
 
 
 def provider_row(wire_format: str, base_url: str = "https://llm.example.com/v1") -> ProviderRow:

@@ -28,6 +28,7 @@ from app.simulator.formats.base import (
 from app.simulator.tokens import Finish, Reply
 
 _VERSIONS = ("/v1beta/", "/v1/")
+MAX_BATCH_EMBED = 100  # Gemini's own cap on batchEmbedContents
 _METHODS = {
     "generateContent": Route(Operation.CHAT),
     "streamGenerateContent": Route(Operation.CHAT, stream=True),
@@ -138,6 +139,11 @@ class GeminiFormat(WireFormat):
         requests = body.get("requests") if route.batch else [body]
         if not isinstance(requests, list) or not requests:
             raise invalid("* BatchEmbedContentsRequest.requests: requests is not specified\n")
+        if len(requests) > MAX_BATCH_EMBED:
+            raise invalid(
+                "* BatchEmbedContentsRequest.requests: at most "
+                f"{MAX_BATCH_EMBED} requests can be in one batch\n"
+            )
         inputs: list[str] = []
         for request in requests:
             text = _parts_text(request.get("content")) if isinstance(request, dict) else None

@@ -1,0 +1,1 @@
+"""OpenAI's legacy text completions, answered by a chat job."""

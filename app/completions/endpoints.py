@@ -1,0 +1,61 @@
+"""``POST /v1/completions``: OpenAI's legacy text completions, served by a chat job.
+
+The prompt becomes the one user message of a ``high``-priority chat job, through the same
+submission, queues, fallbacks and ledger as ``/v1/chat/completions``; the answer is OpenAI's
+``text_completion``. ``stream: true`` sends the finished answer as its chunks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from app.api.deps import IdempotencyKey, State
+from app.chat.endpoints import OpenAIErrors, WaitSeconds
+from app.completions.answers import chunks, text_completion
+from app.completions.schemas import CompletionCreate, TextCompletion
+from app.jobs.answered import FAILURES, submit_and_wait
+from app.jobs.answered import job_spec as as_job
+from app.jobs.submission import Submitter
+
+router = APIRouter(prefix="/v1", tags=["completions"], route_class=OpenAIErrors)
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The answer; with `stream: true`, as server-sent chunks",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **FAILURES,
+}
+
+
+@router.post(
+    "/completions",
+    summary="OpenAI-compatible text completion (a high-priority chat job, answered when it ends)",
+    response_model=TextCompletion,
+    responses=RESPONSES,
+)
+async def create_completion(
+    body: CompletionCreate,
+    request: Request,
+    submitter: Submitter,
+    idempotency_key: IdempotencyKey,
+    state: State,
+    x_switchboard_wait_s: WaitSeconds = None,
+) -> Response:
+    spec = as_job(body.job)
+    answered = await submit_and_wait(
+        request, submitter, state, spec, idempotency_key, x_switchboard_wait_s
+    )
+    if isinstance(answered, Response):
+        return answered
+    answer = text_completion(answered.job)
+    if body.stream:
+        return StreamingResponse(
+            chunks(answer, include_usage=body.usage_in_stream),
+            media_type="text/event-stream",
+            headers=answered.headers,
+        )
+    return JSONResponse(answer.model_dump(mode="json"), headers=answered.headers)
