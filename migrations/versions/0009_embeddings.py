@@ -1,6 +1,6 @@
 """embedding vectors
 
-Revision ID: 0009e
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-24 09:10:00.000000
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009e"
+revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
