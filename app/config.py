@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     flower_port: int = 5555
+    # Flower always asks for a login: this user with this password, else (no password set)
+    # a password made once in the data folder; Flower's own FLOWER_BASIC_AUTH wins over both.
+    flower_user: str = "admin"
+    flower_password: SecretStr | None = None
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8100
     simulator_url: str | None = None

@@ -207,7 +207,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an asyncio loop running in this
+# thread while it is open, and every later test that calls asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Debian Chromium driven by Playwright (which never downloads a browser here);
     ``ops/install-chromium`` installs the Debian package on first use."""

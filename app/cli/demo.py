@@ -136,7 +136,8 @@ def run_demo(*, jobs: int) -> None:
         _print_report(batch, usage)
         console.print(f"\nAPI docs  {api_url}/docs")
         if flower_url:
-            console.print(f"Flower    {flower_url}")
+            login = stack.flower_login.describe()
+            console.print(f"Flower    {flower_url}   ({login})", markup=False, highlight=False)
         console.print(f"Logs      {Path(stack.log_dir)}")
         console.print("(the demo stops the stack now; `switchboard up` keeps it running)")
     finally:

@@ -121,6 +121,22 @@ def migrate() -> None:
     console.print(f"migrated: {report.providers} providers, {report.models} models in the registry")
 
 
+@cli.command()
+def flower(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5555,
+    address: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    events: Annotated[
+        bool, typer.Option(help="Have Flower turn on the workers' task events.")
+    ] = True,
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Run Flower for the workers, behind basic auth (SWITCHBOARD_FLOWER_USER and
+    SWITCHBOARD_FLOWER_PASSWORD, FLOWER_BASIC_AUTH, or a password made in the data folder)."""
+    from app.cli.flower import run_flower
+
+    run_flower(port=port, address=address, events=events, loglevel=loglevel)
+
+
 # -- using it ------------------------------------------------------------------------------
 @cli.command()
 def submit(

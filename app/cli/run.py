@@ -56,6 +56,49 @@ def default_providers(stack: Stack, settings: Settings) -> list[str]:
     return sorted(chosen)
 
 
+def up_options(
+    settings: Settings,
+    *,
+    api_port: int | None = 8000,
+    flower_port: int | None = 5555,
+    simulator: bool = True,
+    concurrency: int = 32,
+) -> StackOptions:
+    """The stack ``switchboard up`` runs: the configured services, else embedded ones."""
+    return StackOptions(
+        data_dir=settings.data_dir,
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        api_port=api_port,
+        flower_port=flower_port,
+        simulator=simulator,
+        simulator_port=settings.simulator_port,
+        concurrency=concurrency,
+    )
+
+
+def start_up(stack: Stack, settings: Settings, *, providers: Sequence[str]) -> list[str]:
+    """Start everything ``switchboard up`` runs, in its order, until every worker answers;
+    returns the providers that got a pool."""
+    urls = stack.start_services()
+    sim_url = stack.start_simulator() if stack.options.simulator else settings.simulator_url
+    migrate(urls.database_url, simulator_url=sim_url or settings.resolved_simulator_url)
+    chosen = list(providers) or default_providers(stack, settings)
+    if not chosen:
+        raise InvalidInput(
+            "no provider to run workers for: start the simulator or set a provider's key",
+            code="no_providers",
+        )
+    for name in chosen:
+        stack.start_workers(name)
+    stack.start_webhook_workers()
+    stack.start_beat()
+    stack.start_api()
+    stack.start_flower()
+    stack.wait_for_workers()
+    return chosen
+
+
 def run_up(
     *,
     api_port: int,
@@ -66,38 +109,21 @@ def run_up(
 ) -> None:
     settings = get_settings()
     stack = Stack(
-        StackOptions(
-            data_dir=settings.data_dir,
-            database_url=settings.database_url,
-            redis_url=settings.redis_url,
+        up_options(
+            settings,
             api_port=api_port,
             flower_port=flower_port,
             simulator=simulator,
-            simulator_port=settings.simulator_port,
             concurrency=concurrency,
         )
     )
     try:
-        urls = stack.start_services()
-        sim_url = stack.start_simulator() if simulator else settings.simulator_url
-        migrate(urls.database_url, simulator_url=sim_url or settings.resolved_simulator_url)
-        chosen = list(providers) or default_providers(stack, settings)
-        if not chosen:
-            raise InvalidInput(
-                "no provider to run workers for: start the simulator or set a provider's key",
-                code="no_providers",
-            )
-        for name in chosen:
-            stack.start_workers(name)
-        stack.start_webhook_workers()
-        stack.start_beat()
-        stack.start_api()
-        flower = stack.start_flower()
-        stack.wait_for_workers()
+        chosen = start_up(stack, settings, providers=providers)
         console.print(f"[bold green]Switchboard is up[/] — workers for {', '.join(chosen)}")
         console.print(f"  API       {stack.api_url}   (docs: {stack.api_url}/docs)")
-        if flower:
-            console.print(f"  Flower    {flower}")
+        if stack.flower_url:
+            line = f"  Flower    {stack.flower_url}   ({stack.flower_login.describe()})"
+            console.print(line, markup=False, highlight=False)
         if stack.simulator_url:
             console.print(f"  Simulator {stack.simulator_url}/_stats")
         console.print(f"  Logs      {stack.log_dir}")

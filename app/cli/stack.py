@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,13 +20,13 @@ from pathlib import Path
 
 import httpx
 
+from app.cli import roles
+from app.cli.flower import FlowerLogin, flower_login
 from app.config import Settings
 from app.embedded import EmbeddedStack, ServiceUrls, free_port, to_sqlalchemy_url
 from app.errors import Unavailable
 from app.registry.secrets import master_key
 from app.tenants.keys import admin_key
-
-CELERY_APP = "workers.celery_app:celery_app"
 
 
 @dataclass
@@ -156,6 +155,13 @@ class Stack:
         assert key is not None
         return key
 
+    @property
+    def flower_login(self) -> FlowerLogin:
+        """Flower's login: configured, else the data folder's (made on first start)."""
+        login = flower_login(Settings(data_dir=self.options.data_dir), create=True)
+        assert login is not None
+        return login
+
     # -- processes --------------------------------------------------------------------
     def spawn(self, name: str, argv: list[str]) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -174,10 +180,8 @@ class Stack:
 
     def start_simulator(self) -> str:
         port = self.options.simulator_port or free_port()
-        argv = [sys.executable, "-m", "app.cli", "simulate", "--port", str(port)]
-        if self.options.simulator_config is not None:
-            argv += ["--config", str(self.options.simulator_config)]
-        child = self.spawn("simulator", argv)
+        command = roles.simulator(host="127.0.0.1", port=port, config=self.options.simulator_config)
+        child = self.spawn("simulator", command.argv())
         self.simulator_url = f"http://127.0.0.1:{port}"
         wait_http(f"{self.simulator_url}/_health", child, what="the provider simulator")
         return self.simulator_url
@@ -186,22 +190,7 @@ class Stack:
         o = self.options
         port = port_or_free(o.api_host, o.api_port)
         assert port is not None
-        child = self.spawn(
-            "api",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:app",
-                "--host",
-                o.api_host,
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-        )
+        child = self.spawn("api", roles.api(host=o.api_host, port=port, log_level="warning").argv())
         self.api_url = f"http://{o.api_host}:{port}"
         wait_http(f"{self.api_url}/readyz", child, what="the API")
         return self.api_url
@@ -213,34 +202,23 @@ class Stack:
         started = []
         for n in range(processes or o.worker_processes):
             name = f"worker-{provider}-{n}"
-            argv = [
-                sys.executable,
-                "-m",
-                "app.cli",
-                "worker",
-                "--provider",
+            command = roles.worker(
                 provider,
-                "--concurrency",
-                str(concurrency or o.concurrency),
-                "--pool",
-                o.pool,
-                "--name",
-                f"{provider}.{self._tag}{n}",
-                "--loglevel",
-                "WARNING",
-            ]
-            if not o.events:
-                argv.append("--no-events")
-            started.append(self.spawn(name, argv))
+                concurrency=concurrency or o.concurrency,
+                pool=o.pool,
+                name=f"{provider}.{self._tag}{n}",
+                events=o.events,
+                loglevel="WARNING",
+            )
+            started.append(self.spawn(name, command.argv()))
         self.workers.setdefault(provider, []).extend(started)
         return started
 
     def start_webhook_workers(self, concurrency: int = 8) -> Child:
         """The webhook delivery pool (one process: deliveries are few and mostly waiting)."""
         name = f"webhooks.{self._tag}0"
-        argv = [sys.executable, "-m", "app.cli", "webhooks", "worker"]
-        argv += ["--concurrency", str(concurrency), "--name", name, "--loglevel", "WARNING"]
-        child = self.spawn("worker-webhooks-0", argv)
+        command = roles.webhook_worker(concurrency=concurrency, name=name, loglevel="WARNING")
+        child = self.spawn("worker-webhooks-0", command.argv())
         self.workers.setdefault("webhooks", []).append(child)
         return child
 
@@ -256,41 +234,19 @@ class Stack:
     def start_beat(self) -> Child:
         """Celery beat: schedules the reconciler."""
         schedule = self.options.data_dir.resolve() / "beat-schedule"
-        return self.spawn(
-            "beat",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                CELERY_APP,
-                "beat",
-                "--schedule",
-                str(schedule),
-                "--loglevel",
-                "WARNING",
-            ],
-        )
+        return self.spawn("beat", roles.beat(schedule=schedule, loglevel="WARNING").argv())
 
     def start_flower(self) -> str | None:
+        """Flower behind its login (see ``flower_login``), seeing the workers' events; with
+        ``events=False`` it leaves the workers' task events off."""
         o = self.options
         port = port_or_free(o.api_host, o.flower_port)
         if port is None:
             return None
-        child = self.spawn(
-            "flower",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                CELERY_APP,
-                "flower",
-                f"--port={port}",
-                f"--address={o.api_host}",
-                "--logging=warning",
-            ],
-        )
+        # Made here, before Flower looks in the data folder, so that both have one password.
+        flower_login(Settings(data_dir=o.data_dir), create=True)
+        command = roles.flower(port=port, address=o.api_host, events=o.events, loglevel="warning")
+        child = self.spawn("flower", command.argv())
         self.flower_url = f"http://{o.api_host}:{port}"
         wait_http(f"{self.flower_url}/healthcheck", child, what="Flower", timeout=60)
         return self.flower_url
