@@ -22,6 +22,7 @@ from app.config import Settings, get_settings
 from app.db.engine import make_engine, make_sessionmaker
 from app.embedded import resolve_urls
 from app.errors import Unavailable
+from app.files import endpoints as files
 from app.jobs import endpoints as jobs
 from app.jobs.service import Dispatcher
 from app.ledger import endpoints as usage
@@ -110,6 +111,7 @@ def create_app(
         jobs.router,
         chat.router,
         batches.router,
+        files.router,
         models.router,
         models.providers_router,
         models.keys_router,
