@@ -9,7 +9,8 @@
 The HTTP status and error body of a failed request are exactly what ``POST
 /v1/chat/completions`` answers for the same job (app/chat/answers.py), so a caller handles a
 batch's failures the way it handles interactive ones. Lines are rendered from the job rows
-whenever they are read; a finished job never changes, so neither does its line.
+whenever they are read; a finished job never changes, so neither does its line. A finish
+reason is OpenAI's (``end_turn`` is ``stop``), so OpenAI's own types parse every body.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.batches.stop import EXPIRED
 from app.chat.answers import completion, failure
 from app.db.tables import JobRow
 from app.ledger.cost import format_usd
+from app.providers.finish_reasons import openai_finish_reason
 from app.routing.decision import DEADLINE
 
 # A request that never got an answer from a model: no HTTP response to show.
@@ -37,6 +39,10 @@ def result_line(job: JobRow) -> dict[str, Any]:
 
 def output_line(job: JobRow) -> dict[str, Any]:
     body = completion(job).model_dump(mode="json")
+    for choice in body["choices"]:
+        choice["finish_reason"] = openai_finish_reason(
+            choice["finish_reason"], tool_calls=bool(choice["message"].get("tool_calls"))
+        )
     return {
         "id": job.id,
         "custom_id": job.custom_id,
