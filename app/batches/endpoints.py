@@ -22,16 +22,9 @@ from app.api.state import ApiState
 from app.batches.bodies import JSONL_TYPES, BatchBody, BatchCreate, from_json, from_jsonl
 from app.batches.files import read_input_file
 from app.batches.lines import result_line
+from app.batches.reading import batch_object, get_batch, iter_results, list_batches, result_page
 from app.batches.schemas import BatchList, BatchOut
-from app.batches.service import (
-    SubmittedBatch,
-    batch_object,
-    get_batch,
-    iter_results,
-    list_batches,
-    result_page,
-    submit_batch,
-)
+from app.batches.service import SubmittedBatch, submit_batch
 from app.batches.stop import CANCELLED, stop_batch
 from app.chat.endpoints import OpenAIErrors
 from app.db.engine import unit_of_work

@@ -89,7 +89,7 @@ def _openai_line(raw: dict[str, Any], prefix: str, line: int | None, endpoint: s
     method, url = raw.get("method"), raw.get("url")
     if method != "POST":
         raise fail(f"method must be 'POST', not {method!r}", "invalid_method", "method")
-    if url not in OPENAI_ENDPOINTS:
+    if not isinstance(url, str) or url not in OPENAI_ENDPOINTS:
         raise fail(f"url {url!r} is not an endpoint batches can call", "invalid_url", "url")
     if url != endpoint:
         raise fail(

@@ -1,13 +1,12 @@
 """Stopping a batch's requests that have not started: on cancel, and when its window passes.
 
-One statement per batch does it all, in the order every job outcome takes its locks (jobs,
-then the batch): the batch's queued and waiting jobs become ``cancelled`` with the reason
-OpenAI writes in the error file, their budget reservations are released (summed per budget
-window, as an UPDATE touches a row once, and locked in budget order, as a job's end locks
-them), the batch's ``cancelled`` counter, status and
-timestamps move (app/batches/lifecycle.py), and if that ended the batch its webhook event is
-written. Jobs already running are left to finish; the statement that records the last of them
-ends the batch.
+One statement per batch does it all, taking its locks in the order every job outcome takes
+them (jobs, budget windows in budget order, then the batch): the batch's queued and waiting
+jobs become ``cancelled`` with the reason OpenAI writes in the error file; their budget
+reservations are released (summed per window: an UPDATE changes a row once); the batch's
+``cancelled`` counter, status and timestamps move (app/batches/lifecycle.py); and if that ended
+the batch, its webhook event is written. Jobs already running are left to finish; the
+statement that records the last of them ends the batch.
 """
 
 from __future__ import annotations

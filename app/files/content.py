@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from app.batches.lines import error_line, output_line
-from app.batches.service import iter_results
+from app.batches.reading import iter_results
 from app.files.service import Listed
 from app.files.storage import chunks
 

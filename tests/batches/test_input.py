@@ -42,7 +42,7 @@ def test_every_bad_line_is_reported_with_its_code_field_and_line() -> None:
         orjson.dumps(line(None)),
         orjson.dumps(line("a")),
         orjson.dumps(line("m", method="GET")),
-        orjson.dumps(line("u", url="/v1/nope")),
+        orjson.dumps(line("u", url={"not": "a string"})),
         orjson.dumps(line("e", url="/v1/embeddings")),
         orjson.dumps(line("b", body={**body, "max_tokens": -1})),
         orjson.dumps(line("s", body={**body, "stream": True})),
