@@ -215,3 +215,20 @@ def test_an_endpoint_not_served_yet_is_a_clear_400(tenant: Tenant) -> None:
             completion_window="24h",
         )
     assert raised.value.code == "unsupported_endpoint"
+
+
+def test_output_expires_after_counts_from_the_end_of_the_batch(tenant: Tenant) -> None:
+    created = tenant.run(
+        [request("x", "sim-gpt-mini")],
+        output_expires_after={"anchor": "created_at", "seconds": 3600},
+    )
+    batch = tenant.wait(created.id)
+    assert batch.completed_at is not None
+    output = tenant.sdk.files.retrieve(batch.output_file_id or "")
+    assert output.created_at == batch.completed_at
+    assert output.expires_at == batch.completed_at + 3600
+    with pytest.raises(openai.BadRequestError):
+        tenant.run(
+            [request("x", "sim-gpt-mini")],
+            output_expires_after={"anchor": "created_at", "seconds": 60},
+        )
