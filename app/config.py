@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     default_deadline_s: float = 24 * 3600.0
     max_batch_requests: int = 50_000
     max_request_bytes: int = 200 * 1024 * 1024
+    # POST /v1/files: OpenAI's limit for a batch input file (its lines: max_batch_requests).
+    max_file_bytes: int = 200 * 1024 * 1024
     # POST /v1/chat/completions waits this long for its job, then answers 504 with the job id.
     chat_wait_timeout_s: float = 600.0
 

@@ -15,3 +15,8 @@ def job_id() -> str:
 
 def batch_id() -> str:
     return new_id("batch")
+
+
+def file_id() -> str:
+    """OpenAI's shape for file ids (``file-…``), which its SDKs and users expect."""
+    return f"file-{str(ULID()).lower()}"

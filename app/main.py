@@ -24,6 +24,7 @@ from app.db.engine import make_engine, make_sessionmaker
 from app.embedded import resolve_urls
 from app.embeddings import endpoints as embeddings
 from app.errors import Unavailable
+from app.files import endpoints as files
 from app.jobs import endpoints as jobs
 from app.jobs.service import Dispatcher
 from app.ledger import endpoints as usage
@@ -114,6 +115,7 @@ def create_app(
         completions.router,
         embeddings.router,
         batches.router,
+        files.router,
         models.router,
         models.providers_router,
         models.keys_router,

@@ -68,3 +68,11 @@ class BatchOut(BaseModel):
     job_ids: list[str] | None = Field(
         default=None, description="On creation only: the jobs, in the order of the requests."
     )
+
+
+class BatchList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[BatchOut]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool

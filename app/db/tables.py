@@ -162,8 +162,19 @@ class BatchRow(Base):
     cancelling_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
+    # Its output and error files (app/files): named when the batch is submitted, shown once
+    # it has ended with lines for them.
+    output_file_id: Mapped[str | None] = mapped_column(Text)
+    error_file_id: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
+        Index("ix_batches_tenant_id_id", "tenant_id", "id"),
+        # The reconciler's scan for batches past their window or stopping: only live ones.
+        Index(
+            "ix_batches_live",
+            "expires_at",
+            postgresql_where=text("status IN ('in_progress', 'cancelling', 'finalizing')"),
+        ),
         Index(
             "uq_batches_tenant_idempotency_key",
             "tenant_id",
@@ -172,6 +183,47 @@ class BatchRow(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
     )
+
+
+class FileRow(Base):
+    """A file of the OpenAI Files API: an uploaded batch input (its bytes in ``file_chunks``),
+    or a batch's output or error file, rendered from its jobs when read (app/files)."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(Text)  # batch | batch_output
+    kind: Mapped[str] = mapped_column(Text)  # upload | output | error
+    filename: Mapped[str] = mapped_column(Text)
+    bytes: Mapped[int | None] = mapped_column(BigInteger)  # outputs: once first rendered
+    lines: Mapped[int | None] = mapped_column(Integer)  # uploads: non-blank lines
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime | None]  # uploads; outputs count from the batch's end
+    expires_after_s: Mapped[int | None] = mapped_column(Integer)  # outputs
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        Index("ix_files_tenant_id_id", "tenant_id", "id"),
+        Index("ix_files_batch_id", "batch_id"),
+        Index(
+            "ix_files_expires_at",
+            "expires_at",
+            postgresql_where=text("expires_at IS NOT NULL"),
+        ),
+    )
+
+
+class FileChunkRow(Base):
+    """One piece of an uploaded file, in order: a 200 MB upload is never one value."""
+
+    __tablename__ = "file_chunks"
+
+    file_id: Mapped[str] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class JobRow(Base):
@@ -465,6 +517,8 @@ gateway_keys = cast(Table, GatewayKeyRow.__table__)
 budgets = cast(Table, BudgetRow.__table__)
 budget_windows = cast(Table, BudgetWindowRow.__table__)
 routing_policies = cast(Table, RoutingPolicyRow.__table__)
+files = cast(Table, FileRow.__table__)
+file_chunks = cast(Table, FileChunkRow.__table__)
 
 
 # -- reports: hourly rollups of finished jobs (see app/ledger/rollup.py) -------------------

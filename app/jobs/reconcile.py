@@ -27,8 +27,10 @@ import psycopg
 import redis
 from sqlalchemy import Engine
 
+from app.batches.expiry import stop_due_batches
 from app.constants import LIVE_MESSAGES_KEY, RECONCILE_LOCK_KEY
 from app.db.raw import autocommit
+from app.files.service import purge_expired
 from app.jobs.service import Dispatcher, JobRef
 from app.ledger.record import Failed, record
 from app.routing.decision import DEADLINE
@@ -45,6 +47,8 @@ class ReconcileReport:
     promoted: int = 0
     republished: int = 0
     forgotten: int = 0
+    batch_requests_stopped: int = 0  # of batches past their window, or cancelling
+    files_purged: int = 0
     skipped: bool = False  # another reconciler held the lock
 
     def total(self) -> int:
@@ -117,6 +121,8 @@ class Reconciler:
             report.leases_expired = len(refs)
             self._publish(refs)
 
+            # Before deadlines: a batch's jobs past its window end as ``batch_expired``.
+            report.batch_requests_stopped = stop_due_batches(conn)
             for (job_id,) in conn.execute(_PAST_DEADLINE, {"limit": CHUNK}).fetchall():
                 failed = Failed(DEADLINE, "the job's deadline passed before it could run")
                 if record(conn, job_id, failed, only_from=("queued", "waiting")).moved:
@@ -130,6 +136,7 @@ class Reconciler:
 
             report.republished = self._republish_lost(conn)
             report.forgotten = self._forget_finished(conn)
+            report.files_purged = purge_expired(conn)
         return report
 
     def _republish_lost(self, conn: psycopg.Connection[Any]) -> int:

@@ -20,6 +20,7 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row
 
+from app.batches.lifecycle import ENDED_NOW, status_assignments
 from app.jobs.states import TERMINAL, JobStatus, sources_for
 
 
@@ -145,7 +146,7 @@ _ATTEMPT = """, a AS (
     FROM j
 )"""
 
-_BATCH = """, b AS (
+_BATCH = f""", b AS (
     UPDATE batches SET
         succeeded = succeeded + %(batch_succeeded)s,
         failed = failed + %(batch_failed)s,
@@ -153,30 +154,16 @@ _BATCH = """, b AS (
         input_tokens = input_tokens + %(batch_input_tokens)s,
         output_tokens = output_tokens + %(batch_output_tokens)s,
         cost_usd = cost_usd + %(batch_cost_usd)s,
-        status = CASE
-            WHEN succeeded + failed + cancelled + %(batch_done)s < total THEN status
-            WHEN status = 'in_progress' THEN 'completed'
-            WHEN status = 'cancelling' THEN 'cancelled'
-            ELSE status END,
-        completed_at = CASE
-            WHEN succeeded + failed + cancelled + %(batch_done)s >= total
-                AND status = 'in_progress'
-            THEN now() ELSE completed_at END,
-        cancelled_at = CASE
-            WHEN succeeded + failed + cancelled + %(batch_done)s >= total
-                AND status = 'cancelling'
-            THEN now() ELSE cancelled_at END
+        {status_assignments("%(batch_done)s")}
     FROM j WHERE batches.id = j.batch_id
     RETURNING batches.status
 )"""
 
-# The batch CTE when a job ends: it also says whether this statement finished the batch (only
-# the one that did sees ``completed_at`` or ``cancelled_at`` equal to its own ``now()``).
+# The batch CTE when a job ends: it also says whether this statement finished the batch.
 _BATCH_ENDING = _BATCH.replace(
     "RETURNING batches.status",
-    """RETURNING batches.status, batches.id, batches.tenant_id, batches.webhook_url,
-        batches.total, batches.succeeded, batches.failed, batches.cancelled,
-        (batches.completed_at = now() OR batches.cancelled_at = now()) AS ended""",
+    f"""RETURNING batches.status, batches.id, batches.tenant_id, batches.webhook_url,
+        {ENDED_NOW} AS ended""",
 )
 
 # Webhook outbox rows, written in the statement that ends the job (so a crash cannot lose
@@ -203,17 +190,18 @@ _JOB_EVENT = f""", wj AS (
     RETURNING id
 )"""
 
-_BATCH_EVENT = f""", wb AS (
+# OpenAI's thin batch event: the receiver fetches the batch (``GET /v1/batches/{id}``). Any
+# statement whose CTE ``b`` returns (id, tenant_id, webhook_url, status, ended) can append it.
+BATCH_EVENT = f""", wb AS (
     SELECT b.*, CASE WHEN b.ended THEN coalesce(b.webhook_url,
         (SELECT webhook_url FROM tenants WHERE id = b.tenant_id)) END AS url FROM b
 ), eb AS (
     INSERT INTO webhook_events (id, tenant_id, type, url, batch_id, payload)
     SELECT {_EVENT_ID}, wb.tenant_id, 'batch.' || wb.status, wb.url, wb.id,
-        jsonb_build_object('type', 'batch.' || wb.status, 'timestamp', {_NOW_ISO},
-            'data', jsonb_build_object('id', wb.id, 'status', wb.status,
-                'request_counts', jsonb_build_object('total', wb.total,
-                    'completed', wb.succeeded, 'failed', wb.failed,
-                    'cancelled', wb.cancelled)))
+        jsonb_build_object('id', 'evt_' || replace(CAST(gen_random_uuid() AS text), '-', ''),
+            'object', 'event', 'type', 'batch.' || wb.status,
+            'created_at', CAST(extract(epoch FROM now()) AS bigint),
+            'data', jsonb_build_object('id', wb.id))
     FROM wb WHERE wb.url IS NOT NULL
     RETURNING id
 )"""
@@ -277,7 +265,7 @@ def _statement(
         + (_SETTLE if terminal else "")
         + ((_BATCH_ENDING if batch_event else _BATCH) if batch else "")
         + (_JOB_EVENT if job_event else "")
-        + (_BATCH_EVENT if batch_event else "")
+        + (BATCH_EVENT if batch_event else "")
         + " SELECT (SELECT count(*) FROM j) AS moved, (SELECT batch_id FROM j) AS batch_id, "
         + ("(SELECT status FROM b)" if batch else "NULL")
         + " AS batch_status, "

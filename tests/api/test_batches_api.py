@@ -211,9 +211,27 @@ class TestRejectedBatchesWriteNothing:
         response = api.post("/v1/batches", content=b"a,b", headers={"content-type": "text/csv"})
         assert_rejected(response, 415, "unsupported_media_type")
 
-    def test_input_file_id_is_refused_for_now(self, api: httpx.Client) -> None:
+    def test_an_unknown_input_file_is_a_404(self, api: httpx.Client) -> None:
         response = api.post("/v1/batches", json={"input_file_id": "file-abc"})
-        assert_rejected(response, 400, "unsupported", param="input_file_id")
+        assert_rejected(response, 404, "file_not_found", param="input_file_id")
+        assert response.json()["error"]["type"] == "invalid_request_error"  # OpenAI's shape
+
+    def test_requests_and_an_input_file_together(self, api: httpx.Client) -> None:
+        body = {"requests": [item(0)], "input_file_id": "file-abc"}
+        assert_rejected(api.post("/v1/batches", json=body), 400, "invalid_request")
+
+    def test_an_endpoint_not_served(self, api: httpx.Client) -> None:
+        body = {"requests": [item(0)], "endpoint": "/v1/embeddings"}
+        response = api.post("/v1/batches", json=body)
+        assert_rejected(response, 400, "unsupported_endpoint", param="endpoint")
+        assert "/v1/chat/completions" in response.json()["error"]["message"]
+
+    def test_an_openai_line_for_another_endpoint_names_its_line(self, api: httpx.Client) -> None:
+        line = {"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {}}
+        response = api.post(
+            "/v1/batches", content=jsonl([line]), headers={"content-type": "application/jsonl"}
+        )
+        assert_rejected(response, 400, "endpoint_mismatch", line=1, param="url")
 
     def test_an_unknown_batch_is_a_404(self, api: httpx.Client) -> None:
         assert_rejected(api.get("/v1/batches/batch_nope"), 404, "batch_not_found")

@@ -1,0 +1,1 @@
+"""Files: uploads for batches, and the output and error files of finished batches."""
