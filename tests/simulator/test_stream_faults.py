@@ -3,12 +3,13 @@ adapters: an in-stream error event, and a stream that stalls and ends unfinished
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from app.providers import ChatCall, ProviderError, get_adapter
+from app.providers import ChatCall, Delta, ProviderError, TimedOut, get_adapter, stream_chat
 from tests.simulator.test_errors import PROVIDERS, inject
 from tests.simulator.test_tools import BASES
 
@@ -58,3 +59,31 @@ def test_a_stalled_stream_sends_nothing_more_then_ends_unfinished(
     assert error.completion is not None
     assert error.completion.text
     assert sim.stats()["providers"][PROVIDERS[fmt]]["injected"] == {"stream_stall": 1}
+
+
+def test_the_gateway_cuts_a_stalled_stream_at_its_attempts_deadline(sim: RunningSimulator) -> None:
+    # Deltas for about half a second, then nothing for 30 s: a read timeout alone would fire
+    # only a whole timeout after the last byte; the attempt's deadline cuts it first.
+    config = sim.fast_config()
+    model = config["providers"]["sim-openai"]["models"]["sim-gpt-mini"]
+    model.update(
+        output_tokens=[40, 40], tokens_per_s=80, errors={"stream_stall": 1.0, "hang_s": 30}
+    )
+    sim.configure(config)
+    received: list[Delta] = []
+    call = ChatCall(base_url=sim.url + "/sim-openai/v1", model="sim-gpt-mini", messages=HELLO)
+    with httpx.Client() as client, pytest.raises(TimedOut) as raised:
+        stream_chat(
+            client,
+            get_adapter("openai"),
+            call,
+            timeout=0.8,
+            on_start=lambda: None,
+            on_deltas=received.extend,
+        )
+    assert "did not finish its stream within 0.8s" in raised.value.message
+    assert received  # it was streaming until it stalled
+    deadline = time.monotonic() + 5
+    while sim.stats()["providers"]["sim-openai"]["in_flight"]:  # the connection was closed
+        assert time.monotonic() < deadline, "the stalled request was not released"
+        time.sleep(0.02)
