@@ -29,6 +29,7 @@ from app.policies import endpoints as policies
 from app.registry import endpoints as models
 from app.registry.secrets import secret_box
 from app.registry.service import Registry, RegistryCache, load_registry
+from app.relay.subscriber import StreamSubscriber
 from app.routing import endpoints as breakers
 from app.routing import selection_endpoints as routing
 from app.routing.breakers import CircuitBreakers
@@ -76,6 +77,7 @@ def build_state(settings: Settings, dispatcher: Dispatcher | None = None) -> Api
         dispatcher=dispatcher,
         secrets=secret_box(settings),
         breakers=CircuitBreakers(client),
+        streams=StreamSubscriber.from_url(urls.redis_url),
     )
 
 
@@ -94,7 +96,7 @@ def create_app(
         try:
             yield
         finally:
-            state.close()
+            await state.aclose()
 
     app = FastAPI(
         title="Switchboard",
