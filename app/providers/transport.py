@@ -226,22 +226,31 @@ class _Watchdog:
     def __init__(self, response: httpx.Response, deadline: float) -> None:
         self.fired = False
         self._response = response
+        self._lock = threading.Lock()
+        self._cancelled = False
         self._timer = threading.Timer(max(deadline - time.monotonic(), 0.0), self._cut)
         self._timer.daemon = True
         self._timer.start()
 
     def cancel(self) -> None:
+        """Stand down; once this returns the connection is never touched (it may go back to
+        the pool and serve another request)."""
+        with self._lock:
+            self._cancelled = True
         self._timer.cancel()
 
     def _cut(self) -> None:
-        network = self._response.extensions.get("network_stream")
-        sock = None if network is None else network.get_extra_info("socket")
-        if isinstance(sock, socket.socket):
-            self.fired = True
-            # socket.socket's own shutdown, also for an SSLSocket (whose override would drop
-            # its TLS state under the reading thread's feet).
-            with suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        with self._lock:
+            if self._cancelled:
+                return
+            network = self._response.extensions.get("network_stream")
+            sock = None if network is None else network.get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                self.fired = True
+                # socket.socket's own shutdown, also for an SSLSocket (whose override would
+                # drop its TLS state under the reading thread's feet).
+                with suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _stream_timeout(timeout: float) -> TimedOut:
