@@ -47,12 +47,15 @@ def chat(model: Any = "sim-gpt-mini", **extra: Any) -> dict[str, Any]:
     }
 
 
+TOKENS = 32  # what a slow() model streams, one delta per token, over a second
+
+
 def slow(simulator: Simulator, *providers: str, errors: ErrorRates | None = None) -> None:
-    """Providers whose models stream 24 tokens at 40 a second, one delta each: a stream that
-    lasts long enough to be watched arriving."""
+    """Providers whose models stream ``TOKENS`` tokens in a second, one delta each: a stream
+    that lasts long enough to be watched arriving."""
 
     def change(model: SimModel) -> SimModel:
-        update: dict[str, Any] = {"output_tokens": (24, 24), "tokens_per_s": 40.0}
+        update: dict[str, Any] = {"output_tokens": (TOKENS, TOKENS), "tokens_per_s": TOKENS}
         if errors is not None:
             update["errors"] = errors
         return model.model_copy(update=update)
@@ -115,7 +118,7 @@ def test_deltas_reach_the_sdk_while_the_job_is_still_running(
     assert status_at_first_text == "running"  # the first words came while it was generating
     assert job["status"] == "succeeded"  # and the stream ended once the answer was recorded
     texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
-    assert len(texts) == 24  # one chunk per delta the provider sent
+    assert len(texts) == TOKENS  # one chunk per delta the provider sent
     assert content(chunks) == job["result"]["text"]
     assert chunks[0].choices[0].delta.role == "assistant"
     finishes = [
@@ -243,7 +246,7 @@ def test_a_failure_after_content_ends_the_stream_with_an_error_and_the_job_goes_
         ("sim-gpt-mini", "skipped"),
     }
     # The client got the first attempt's first half and then the error: nothing after it.
-    assert 0 < len(content(received).split()) < 24
+    assert 0 < len(content(received).split()) < TOKENS
 
 
 def test_a_client_that_hangs_up_leaves_the_job_to_finish_and_be_recorded_once(
@@ -262,8 +265,8 @@ def test_a_client_that_hangs_up_leaves_the_job_to_finish_and_be_recorded_once(
     assert wait_for_jobs(engine, [job_id]) == {job_id: "succeeded"}
     job = api.get(f"/v1/jobs/{job_id}").json()
     assert attempts_of(api, job_id) == [("sim-gpt-mini", "succeeded", None)]
-    assert job["usage"]["output_tokens"] == 24
-    assert len(job["result"]["text"].split()) == 24
+    assert job["usage"]["output_tokens"] == TOKENS
+    assert len(job["result"]["text"].split()) == TOKENS
     assert Decimal(job["cost_usd"]) > 0
     assert simulator.stats()["providers"]["sim-openai"]["requests"] == 1
 
