@@ -30,6 +30,10 @@ LIVE_MESSAGES_KEY = REDIS_PREFIX + "live"  # zset: job id -> time its message wa
 RECONCILE_LOCK_KEY = REDIS_PREFIX + "reconcile:lock"
 RATE_LIMIT_PREFIX = REDIS_PREFIX + "rl:"
 BREAKER_PREFIX = REDIS_PREFIX + "cb:"
+# stream per streaming job: its attempts' deltas, worker -> API (app/relay). Each write
+# renews the TTL, so a stream outlives its job by this much and no more.
+STREAM_PREFIX = REDIS_PREFIX + "stream:"
+STREAM_TTL_S = 300
 
 MAX_BATCH_REQUESTS = 50_000
 MAX_METADATA_PAIRS = 16

@@ -32,6 +32,7 @@ from app.policies import endpoints as policies
 from app.registry import endpoints as models
 from app.registry.secrets import secret_box
 from app.registry.service import Registry, RegistryCache, load_registry
+from app.relay.subscriber import StreamSubscriber
 from app.routing import endpoints as breakers
 from app.routing import selection_endpoints as routing
 from app.routing.breakers import CircuitBreakers
@@ -79,6 +80,7 @@ def build_state(settings: Settings, dispatcher: Dispatcher | None = None) -> Api
         dispatcher=dispatcher,
         secrets=secret_box(settings),
         breakers=CircuitBreakers(client),
+        streams=StreamSubscriber.from_url(urls.redis_url),
     )
 
 
@@ -97,7 +99,7 @@ def create_app(
         try:
             yield
         finally:
-            state.close()
+            await state.aclose()
 
     app = FastAPI(
         title="Switchboard",

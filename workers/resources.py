@@ -26,6 +26,7 @@ from app.registry.keys import KeyRing, ProviderKey, keys_stamp, load_keyring, se
 from app.registry.secrets import secret_box
 from app.registry.service import Registry, load_registry, registry_stamp
 from app.registry.snapshot import TimedSnapshot
+from app.relay.publisher import StreamPublisher
 from app.routing.breakers import CircuitBreakers
 from app.webhooks.delivery import Deliverer, RetryPolicy, webhook_client
 from app.webhooks.outbox import EventPublisher
@@ -110,6 +111,7 @@ def build_resources(settings: Settings) -> ProcessResources:
         delayed=DelayedJobs(client),
         admission=Admission(TokenBuckets(client), max_in_slot_wait_s=settings.max_in_slot_wait_s),
         breakers=CircuitBreakers(client),
+        relay=StreamPublisher(client),
         disable_key=disable_key,
         attempt_timeout_s=settings.attempt_timeout_s,
         lease_margin_s=settings.lease_margin_s,

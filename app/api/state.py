@@ -13,6 +13,7 @@ from app.config import Settings
 from app.jobs.service import Dispatcher
 from app.registry.secrets import SecretBox
 from app.registry.service import ModelInfo, RegistryCache
+from app.relay.subscriber import StreamSubscriber
 from app.routing.breakers import CircuitBreakers, model_target, provider_target
 
 
@@ -27,6 +28,7 @@ class ApiState:
     secrets: SecretBox | None = None
     breakers: CircuitBreakers | None = None
     gatekeeper: Gatekeeper | None = None
+    streams: StreamSubscriber | None = None  # None: `stream: true` waits for the whole answer
 
     def usable(self, model: ModelInfo) -> bool:
         """Not behind an open breaker: where a new job should start."""
@@ -37,3 +39,8 @@ class ApiState:
     def close(self) -> None:
         self.engine.dispose()
         self.redis.close()
+
+    async def aclose(self) -> None:
+        if self.streams is not None:
+            await self.streams.close()
+        self.close()

@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.responses import Response
 
+from app.chat.chunks import DONE, ChunkWriter, served
 from app.chat.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -31,8 +33,10 @@ from app.chat.schemas import (
 )
 from app.db.tables import JobRow
 from app.ledger.cost import format_usd
+from app.providers.types import Delta, TextDelta, ToolCallDelta
 
 COMPLETION_PREFIX = "chatcmpl-"
+WAIT_TIMEOUT = "wait_timeout"
 
 _STATUS: dict[str, tuple[int, str]] = {
     "context_length": (400, "invalid_request_error"),
@@ -132,37 +136,62 @@ def error_body(
     return {"error": detail}
 
 
-def chunks(answer: ChatCompletion, *, include_usage: bool) -> Iterator[bytes]:
-    """The whole answer as OpenAI's SSE chunks: a role chunk, one content chunk (the job has
-    already ended: deltas are not relayed as the provider produces them), tool calls, the
-    finish reason, the usage chunk if asked for, then ``[DONE]``."""
+def chunks(
+    answer: ChatCompletion, *, include_usage: bool, extension: dict[str, Any] | None = None
+) -> Iterator[bytes]:
+    """A finished answer as OpenAI's SSE chunks (``app.chat.chunks``): the role, the content in
+    one delta, each tool call whole, the finish reason, the usage chunk if asked for, then
+    ``[DONE]``; ``extension`` (``x_switchboard``) rides on the last chunk."""
     choice = answer.choices[0]
-    base = {
-        "id": answer.id,
-        "object": "chat.completion.chunk",
-        "created": answer.created,
-        "model": answer.model,
-        "system_fingerprint": None,
-    }
+    message = choice.message
+    writer = ChunkWriter(answer.id, answer.created, answer.model)
+    yield writer.role()
+    deltas: list[Delta] = [TextDelta(message.content)] if message.content else []
+    deltas += [
+        ToolCallDelta(i, call.id, call.function.name, call.function.arguments)
+        for i, call in enumerate(message.tool_calls or [])
+    ]
+    if deltas:
+        yield writer.deltas(deltas)
+    usage = answer.usage if include_usage else None
+    yield writer.finish(choice.finish_reason, None if usage is not None else extension)
+    if usage is not None:
+        yield writer.usage(usage.model_dump(mode="json"), extension)
+    yield DONE
 
-    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return b"data: " + orjson.dumps({**base, "choices": choices, **extra}) + b"\n\n"
 
-    def delta(**fields: Any) -> dict[str, Any]:
-        return {"index": 0, "delta": fields, "logprobs": None, "finish_reason": None}
+# Server-sent events must reach the client as written: no cache, no proxy buffering (nginx).
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
-    yield event([delta(role="assistant", content="")])
-    if choice.message.content:
-        yield event([delta(content=choice.message.content)])
-    if choice.message.tool_calls:
-        calls = [
-            {"index": i, **call.model_dump(mode="json")}
-            for i, call in enumerate(choice.message.tool_calls)
-        ]
-        yield event([delta(tool_calls=calls)])
-    yield event(
-        [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": choice.finish_reason}]
+
+def ended(job: JobRow, *, stream: bool, include_usage: bool) -> Response:
+    """The response for a job that has ended: OpenAI's error, or its answer, whole or as
+    chunks — every ``x-switchboard-*`` header included."""
+    headers = job_headers(job)
+    if job.status != "succeeded":
+        status, payload = failure(job)
+        if status == 409:
+            headers["x-should-retry"] = "false"
+        return JSONResponse(payload, status_code=status, headers=headers)
+    answer = completion(job)
+    if stream:
+        return StreamingResponse(
+            chunks(answer, include_usage=include_usage, extension=served(job)),
+            media_type="text/event-stream",
+            headers=headers | SSE_HEADERS,
+        )
+    return JSONResponse(answer.model_dump(mode="json"), headers=headers)
+
+
+def wait_timeout(job_id: str, wait_s: float) -> JSONResponse:
+    """The 504 for a job that has not ended within the wait; it keeps running."""
+    message = (
+        f"job {job_id} has not ended after {wait_s:g}s; it keeps running: "
+        f"poll GET /v1/jobs/{job_id}"
     )
-    if include_usage and answer.usage is not None:
-        yield event([], usage=answer.usage.model_dump(mode="json"))
-    yield b"data: [DONE]\n\n"
+    return JSONResponse(
+        error_body(message, "api_error", WAIT_TIMEOUT, job_id=job_id),
+        status_code=504,
+        # OpenAI's SDKs retry a 504 unless told not to; a retry would submit a second job.
+        headers={"x-switchboard-job-id": job_id, "x-should-retry": "false"},
+    )

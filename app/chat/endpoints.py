@@ -2,7 +2,8 @@
 
 The request becomes a normal ``high``-priority job through the same submission as
 ``POST /v1/jobs`` (tenant, budgets, routing, publish after commit); the request then waits,
-asynchronously, for the job to end and answers in OpenAI's shape. A wait longer than
+asynchronously, for the job to end and answers in OpenAI's shape — or, with ``stream: true``,
+relays the job's deltas as the provider produces them (``app.chat.live``). A wait longer than
 ``chat_wait_timeout_s`` answers 504 with the job id, which ``GET /v1/jobs/{id}`` still serves.
 """
 
@@ -16,12 +17,13 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from app.api.deps import IdempotencyKey, State
-from app.chat.answers import chunks, completion, error_body, error_type, failure, job_headers
+from app.chat.answers import ended, error_type, wait_timeout
+from app.chat.live import live_answer
 from app.chat.schemas import ChatCompletion, ChatCompletionCreate, OpenAIErrorBody
 from app.chat.waiting import job_end
 from app.errors import InvalidInput
@@ -102,7 +104,8 @@ _FAILURES: dict[int | str, dict[str, Any]] = {
 }
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The answer; with `stream: true`, as server-sent chunks",
+        "description": "The answer; with `stream: true`, OpenAI's server-sent chunks, relayed "
+        "as the provider produces them",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     },
     **_FAILURES,
@@ -127,34 +130,22 @@ async def create_chat_completion(
     accepted = await run_in_threadpool(submitter.submit, spec, idempotency_key)
     limit = state.settings.chat_wait_timeout_s
     wait_s = min(x_switchboard_wait_s, limit) if x_switchboard_wait_s is not None else limit
+    include_usage = body.usage_in_stream
+    if body.stream and state.streams is not None:
+        return await live_answer(
+            state.sessions,
+            state.streams.subscribe(accepted.id),
+            accepted.id,
+            include_usage=include_usage,
+            wait_s=wait_s,
+            abandoned=request.is_disconnected,
+        )
     job = await job_end(
         state.sessions, accepted.id, timeout_s=wait_s, abandoned=request.is_disconnected
     )
     if job is None:
-        message = (
-            f"job {accepted.id} has not ended after {wait_s:g}s; it keeps running: "
-            f"poll GET /v1/jobs/{accepted.id}"
-        )
-        return JSONResponse(
-            error_body(message, "api_error", "wait_timeout", job_id=accepted.id),
-            status_code=504,
-            # OpenAI's SDKs retry a 504 unless told not to; a retry would submit a second job.
-            headers={"x-switchboard-job-id": accepted.id, "x-should-retry": "false"},
-        )
-    headers = job_headers(job)
-    if job.status != "succeeded":
-        status, payload = failure(job)
-        if status == 409:
-            headers["x-should-retry"] = "false"
-        return JSONResponse(payload, status_code=status, headers=headers)
-    answer = completion(job)
-    if body.stream:
-        return StreamingResponse(
-            chunks(answer, include_usage=body.usage_in_stream),
-            media_type="text/event-stream",
-            headers=headers,
-        )
-    return JSONResponse(answer.model_dump(mode="json"), headers=headers)
+        return wait_timeout(accepted.id, wait_s)
+    return ended(job, stream=body.stream, include_usage=include_usage)
 
 
 def _job(body: ChatCompletionCreate) -> JobCreate:

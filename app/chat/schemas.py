@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from app.constants import Priority
 from app.jobs.schemas import ChatParams, JobCreate, Metadata, Strict
+from app.relay.publisher import STREAM_FLAG
 
 POLICY_PREFIX = "policy:"
 STRATEGY_PREFIX = "strategy:"
@@ -53,16 +54,25 @@ class ChatCompletionCreate(ChatParams):
         return self
 
     def job(self) -> JobCreate:
-        """The job this request becomes: same body, ``high`` priority (a caller is waiting)."""
+        """The job this request becomes: same body, ``high`` priority (a caller is waiting);
+        with ``stream``, a job whose call streams (``StreamedJob``)."""
         body = self.model_dump(exclude_none=True, exclude=_ANSWER_FIELDS)
         if self.max_completion_tokens is not None:
             body["max_tokens"] = self.max_completion_tokens
         body["priority"] = Priority.HIGH
-        return JobCreate.model_validate(body)
+        return (StreamedJob if self.stream else JobCreate).model_validate(body)
 
     @property
     def usage_in_stream(self) -> bool:
         return self.stream_options is not None and self.stream_options.include_usage
+
+
+class StreamedJob(JobCreate):
+    """A chat job whose caller reads the answer while it is generated: its stored request
+    asks the worker to make the call streaming and publish the deltas (``app.relay``)."""
+
+    def to_request(self) -> dict[str, Any]:
+        return {**super().to_request(), STREAM_FLAG: True}
 
 
 class FunctionCall(BaseModel):

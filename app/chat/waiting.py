@@ -24,12 +24,18 @@ GROWTH = 1.5
 
 
 def _ended(sessions: sessionmaker[Session], job_id: str) -> JobRow | None:
+    """The job's row if it has ended, read in a short session of its own."""
     with sessions() as session:
         job = session.get(JobRow, job_id)
         if job is None or JobStatus(job.status) not in TERMINAL:
             return None
         session.expunge(job)  # loaded and detached: readable after the session closes
         return job
+
+
+async def ended_job(sessions: sessionmaker[Session], job_id: str) -> JobRow | None:
+    """The job, if it has succeeded, failed or been cancelled by now (one read)."""
+    return await anyio.to_thread.run_sync(_ended, sessions, job_id)
 
 
 async def job_end(
@@ -45,7 +51,7 @@ async def job_end(
     deadline = time.monotonic() + timeout_s
     pause = FIRST_PAUSE_S
     while True:
-        job = await anyio.to_thread.run_sync(_ended, sessions, job_id)
+        job = await ended_job(sessions, job_id)
         if job is not None:
             return job
         left = deadline - time.monotonic()

@@ -3,11 +3,12 @@
 The worker task hands a job id to ``run_job``. One attempt:
 
 1. the job's deadline; 2. the target's circuit breakers (open: route around it); 3. a key
-and rate-limit tokens (none soon: set the job aside); 4. the call; 5. settle the tokens,
-report to the breakers, disable a rejected key; 6. decide (``app.routing.decision``) and
-record. Everything that moves the job goes through ``app.ledger.record`` under the claim
-token, and whatever must be published (a fallback onto another provider's queue, a delayed
-retry) is published only after that record committed.
+and rate-limit tokens (none soon: set the job aside); 4. the call — streaming, its deltas
+published as they come (``app.relay``), for a job whose caller reads them live; 5. settle
+the tokens, report to the breakers, disable a rejected key; 6. decide
+(``app.routing.decision``) and record. Everything that moves the job goes through
+``app.ledger.record`` under the claim token, and whatever must be published (a fallback onto
+another provider's queue, a delayed retry) is published only after that record committed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +52,8 @@ from app.providers.types import Completion
 from app.registry.keys import KeyRing, ProviderKey
 from app.registry.service import ModelInfo, ProviderInfo, Registry, RegistryCache
 from app.registry.snapshot import TimedSnapshot
+from app.relay.events import AttemptId
+from app.relay.publisher import StreamPublisher, wants_stream
 from app.routing.breakers import CircuitBreakers, Verdict, model_target, provider_target
 from app.routing.decision import (
     DEADLINE,
@@ -88,6 +91,7 @@ class Runtime:
     delayed: DelayedJobs
     admission: Admission
     breakers: CircuitBreakers | None = None
+    relay: StreamPublisher | None = None  # None: no job streams, every call is a whole one
     disable_key: Callable[[ProviderKey, str], None] = lambda key, reason: None
     # Webhook events the outcome wrote to the outbox go out at once through this; if it
     # fails, the webhook sweep publishes them later (app/webhooks/outbox.py).
@@ -182,11 +186,22 @@ def _attempt(rt: Runtime, claim: Claim) -> Claim | None:
         return _embed(rt, claim, registry, target, keys, admitted, verdict, timeout)
     watch = Stopwatch.start()
     try:
-        request = adapter.build_request(
-            chat_call(claim.request, model, target.provider, admitted.key)
-        )
-        response = send(rt.http, request, timeout=timeout)
-        completion = adapter.parse_response(response)
+        call = chat_call(claim.request, model, target.provider, admitted.key)
+        if rt.relay is not None and wants_stream(claim.request, claim.batch_id):
+            streamed = rt.relay.call(
+                rt.http,
+                adapter,
+                call,
+                timeout=timeout,
+                job_id=claim.id,
+                attempt=AttemptId(claim.token, claim.attempt_count + 1),
+                model=model.id,
+                provider=model.provider,
+            )
+            completion, http_status = streamed.completion, streamed.http_status
+        else:
+            response = send(rt.http, adapter.build_request(call), timeout=timeout)
+            completion, http_status = adapter.parse_response(response), response.status_code
     except ProviderError as err:
         retry_after = err.retry_after if err.error_kind is ErrorKind.RATE_LIMIT else None
         rt.admission.settle(admitted, usage=None, retry_after_s=retry_after)
@@ -194,7 +209,7 @@ def _attempt(rt: Runtime, claim: Claim) -> Claim | None:
     rt.admission.settle(admitted, usage=completion.usage, seen=completion.rate_limits)
     if rt.breakers is not None and verdict is not None and (verdict.dirty or verdict.probe):
         rt.breakers.record_success(target.breakers)
-    _succeeded(rt, claim, target, completion, response.status_code, watch, admitted)
+    _succeeded(rt, claim, target, completion, http_status, watch, admitted)
     return None
 
 
@@ -334,7 +349,7 @@ def _failed(
         return None
     if isinstance(outcome, Retrying):
         rt.sleep(decision.delay_s)
-        return claim
+        return replace(claim, attempt_count=claim.attempt_count + 1)  # this one was recorded
     return None
 
 

@@ -5,6 +5,9 @@
     response = send(client, request, timeout=30.0)         # the only network I/O
     completion = adapter.parse_response(response)          # or raises a ProviderError
 
+    streamed = stream_chat(client, adapter, call, timeout=30.0,   # the same, streaming:
+                           on_start=..., on_deltas=publish)       # deltas as they arrive
+
 Adapters are stateless singletons, one per wire-format name; ``lmstudio`` and ``vllm`` are
 the plain OpenAI-compatible format under their own names.
 """
@@ -30,17 +33,23 @@ from app.providers.errors import (
 from app.providers.gemini import GeminiAdapter
 from app.providers.ollama import OllamaAdapter
 from app.providers.openai import GroqAdapter, OpenAIAdapter, OpenRouterAdapter
-from app.providers.transport import send, send_async
+from app.providers.streaming import Streamed, stream_chat
+from app.providers.transport import open_stream, send, send_async
 from app.providers.types import (
     Adapter,
     ChatCall,
     Completion,
+    Delta,
     EmbeddingCall,
     Embeddings,
     EmbeddingsAdapter,
     RateLimitSnapshot,
+    StreamReader,
+    TextDelta,
     ToolCall,
+    ToolCallDelta,
     Usage,
+    deltas_of,
 )
 
 __all__ = [
@@ -51,6 +60,7 @@ __all__ = [
     "Completion",
     "ContentFiltered",
     "ContextLengthExceeded",
+    "Delta",
     "EmbeddingCall",
     "Embeddings",
     "EmbeddingsAdapter",
@@ -62,14 +72,21 @@ __all__ = [
     "RateLimitSnapshot",
     "RateLimited",
     "ServerFailed",
+    "StreamReader",
+    "Streamed",
+    "TextDelta",
     "TimedOut",
     "ToolCall",
+    "ToolCallDelta",
     "UnclassifiedProviderError",
     "Usage",
+    "deltas_of",
     "get_adapter",
     "get_embeddings_adapter",
+    "open_stream",
     "send",
     "send_async",
+    "stream_chat",
 ]
 
 _OPENAI = OpenAIAdapter("openai", max_tokens_field="max_completion_tokens")

@@ -7,14 +7,13 @@ become ``tool_use`` blocks, and ``max_tokens`` — required by Anthropic — def
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from app.errors import InvalidInput
-from app.providers.base import WireAdapter
+from app.providers.base import StreamFold, WireAdapter
 from app.providers.messages import (
     ImagePart,
     Part,
@@ -28,14 +27,21 @@ from app.providers.messages import (
     tool_name,
 )
 from app.providers.ratelimit_headers import anthropic_style_snapshot
-from app.providers.sse import sse_events
-from app.providers.types import ChatCall, Completion, RateLimitSnapshot, ToolCall, Usage
+from app.providers.types import (
+    ChatCall,
+    Completion,
+    Delta,
+    RateLimitSnapshot,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from app.providers.wire import (
     as_list,
     as_object,
     compact,
     dumps_text,
-    expected_chunk_shape,
     join_url,
     json_request,
     text_or_none,
@@ -118,22 +124,8 @@ class AnthropicAdapter(WireAdapter):
             response_id=text_or_none(body.get("id")),
         )
 
-    def parse_stream(
-        self, lines: Iterable[str], *, headers: httpx.Headers | None = None
-    ) -> Completion:
-        stream = _StreamState()
-        for event in sse_events(lines):
-            error = self.stream_error(event.data)
-            if error is not None:
-                error.completion = stream.completion()
-                raise error
-            with expected_chunk_shape(event.data):
-                stream.add(as_object(event.data))
-        completion = stream.completion()
-        if completion.finish_reason is None:
-            raise self.stream_cut(completion)
-        rate_limits = None if headers is None else self.parse_rate_limits(headers)
-        return self.finished(replace(completion, rate_limits=rate_limits))
+    def stream_fold(self) -> StreamFold:
+        return _StreamState()
 
 
 def _usage(usage: dict[str, Any]) -> Usage:
@@ -215,13 +207,17 @@ def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
 
 @dataclass
 class _Block:
-    """A content block being streamed: text, or a tool call's JSON arriving in fragments."""
+    """A content block being streamed: text, or a tool call's JSON arriving in fragments.
+
+    ``tool_index`` is a tool_use block's position among the message's tool calls.
+    """
 
     kind: str
     text: list[str] = field(default_factory=list)
     tool_id: str = ""
     tool_name: str = ""
     start_input: Any = None
+    tool_index: int = 0
 
 
 @dataclass
@@ -234,7 +230,11 @@ class _StreamState:
     model: str | None = None
     message_id: str | None = None
 
-    def add(self, event: dict[str, Any]) -> None:
+    @property
+    def complete(self) -> bool:
+        return self.stop_reason is not None
+
+    def add(self, event: dict[str, Any]) -> list[Delta]:
         kind = event.get("type")
         if kind == "message_start":
             message = as_object(event["message"])
@@ -242,25 +242,54 @@ class _StreamState:
             self.message_id = text_or_none(message.get("id"))
             self.usage.update(as_object(message.get("usage") or {}))
         elif kind == "content_block_start":
-            started = as_object(event["content_block"])
-            self.blocks[int(event["index"])] = _Block(
-                kind=str(started["type"]),
-                text=[str(started.get("text", ""))],
-                tool_id=str(started.get("id", "")),
-                tool_name=str(started.get("name", "")),
-                start_input=started.get("input"),
-            )
+            return self._start(int(event["index"]), as_object(event["content_block"]))
         elif kind == "content_block_delta":
-            delta = as_object(event["delta"])
-            block = self.blocks[int(event["index"])]
-            if delta.get("type") == "text_delta":
-                block.text.append(str(delta["text"]))
-            elif delta.get("type") == "input_json_delta":
-                block.text.append(str(delta["partial_json"]))
+            return self._delta(self.blocks[int(event["index"])], as_object(event["delta"]))
+        elif kind == "content_block_stop":
+            return self._stop(self.blocks[int(event["index"])])
         elif kind == "message_delta":
             self.stop_reason = text_or_none(as_object(event["delta"]).get("stop_reason"))
             # Counts here are cumulative and replace message_start's.
             self.usage.update(as_object(event.get("usage") or {}))
+        return []
+
+    def _start(self, index: int, started: dict[str, Any]) -> list[Delta]:
+        tools = sum(1 for block in self.blocks.values() if block.kind == "tool_use")
+        block = self.blocks[index] = _Block(
+            kind=str(started["type"]),
+            text=[str(started.get("text", ""))],
+            tool_id=str(started.get("id", "")),
+            tool_name=str(started.get("name", "")),
+            start_input=started.get("input"),
+            tool_index=tools,
+        )
+        if block.kind == "tool_use":
+            return [ToolCallDelta(block.tool_index, block.tool_id, block.tool_name)]
+        if block.kind == "text" and block.text[0]:
+            return [TextDelta(block.text[0])]
+        return []
+
+    @staticmethod
+    def _delta(block: _Block, delta: dict[str, Any]) -> list[Delta]:
+        if delta.get("type") == "text_delta":
+            text = str(delta["text"])
+            block.text.append(text)
+            return [TextDelta(text)] if text and block.kind == "text" else []
+        if delta.get("type") == "input_json_delta":
+            piece = str(delta["partial_json"])
+            block.text.append(piece)
+            if piece and block.kind == "tool_use":
+                return [ToolCallDelta(block.tool_index, arguments=piece)]
+        return []  # thinking and signature deltas are reasoning, not the answer
+
+    @staticmethod
+    def _stop(block: _Block) -> list[Delta]:
+        if block.kind != "tool_use" or "".join(block.text):
+            return []
+        # No fragments came: the call's input is its start input, streamed now in one piece.
+        arguments = _streamed_arguments(block)
+        block.text.append(arguments)
+        return [ToolCallDelta(block.tool_index, arguments=arguments)]
 
     def completion(self) -> Completion:
         ordered = [block for _, block in sorted(self.blocks.items())]

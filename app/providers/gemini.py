@@ -7,14 +7,13 @@ completion tokens here are ``totalTokenCount - promptTokenCount``, what is bille
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 
 from app.errors import InvalidInput
-from app.providers.base import WireAdapter
+from app.providers.base import StreamFold, WireAdapter
 from app.providers.errors import ContentFiltered
 from app.providers.messages import (
     ImagePart,
@@ -28,15 +27,23 @@ from app.providers.messages import (
     tool_name,
     tool_names_by_id,
 )
-from app.providers.sse import sse_events
-from app.providers.types import ChatCall, Completion, EmbeddingCall, Embeddings, ToolCall, Usage
+from app.providers.types import (
+    ChatCall,
+    Completion,
+    Delta,
+    EmbeddingCall,
+    Embeddings,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from app.providers.wire import (
     as_list,
     as_object,
     compact,
     decode_json,
     dumps_text,
-    expected_chunk_shape,
     expected_shape,
     join_url,
     json_request,
@@ -98,21 +105,8 @@ class GeminiAdapter(WireAdapter):
             raise KeyError("finishReason")
         return stream.completion()
 
-    def parse_stream(
-        self, lines: Iterable[str], *, headers: httpx.Headers | None = None
-    ) -> Completion:
-        stream = _StreamState()
-        for event in sse_events(lines):
-            error = self.stream_error(event.data)
-            if error is not None:
-                error.completion = stream.completion()
-                raise error
-            with expected_chunk_shape(event.data):
-                stream.add(as_object(event.data))
-        completion = stream.completion()
-        if completion.finish_reason is None:
-            raise self.stream_cut(completion)
-        return self.finished(completion)
+    def stream_fold(self) -> StreamFold:
+        return _StreamState()
 
     # -- embeddings ----------------------------------------------------------------------
 
@@ -158,7 +152,11 @@ class _StreamState:
     model: str | None = None
     response_id: str | None = None
 
-    def add(self, chunk: dict[str, Any]) -> None:
+    @property
+    def complete(self) -> bool:
+        return self.finish_reason is not None
+
+    def add(self, chunk: dict[str, Any]) -> list[Delta]:
         self.model = text_or_none(chunk.get("modelVersion")) or self.model
         self.response_id = text_or_none(chunk.get("responseId")) or self.response_id
         if "usageMetadata" in chunk:  # cumulative: every chunk repeats the running totals
@@ -167,22 +165,32 @@ class _StreamState:
         if not candidates:
             self._check_prompt_blocked(chunk)
             if "usageMetadata" in chunk:
-                return  # a usage-only chunk at the end of a stream
+                return []  # a usage-only chunk at the end of a stream
             raise KeyError("candidates")
         candidate = as_object(candidates[0])
         content = as_object(candidate.get("content") or {})
+        deltas: list[Delta] = []
         for part in as_list(content.get("parts")):
-            self._add_part(as_object(part))
+            delta = self._add_part(as_object(part))
+            if delta is not None:
+                deltas.append(delta)
         self.finish_reason = text_or_none(candidate.get("finishReason")) or self.finish_reason
+        return deltas
 
-    def _add_part(self, part: dict[str, Any]) -> None:
+    def _add_part(self, part: dict[str, Any]) -> Delta | None:
+        """Take one part; Gemini sends a function call whole, in one part."""
         if "functionCall" in part:
             call = as_object(part["functionCall"])
-            call_id = text_or_none(call.get("id")) or f"call_{len(self.tool_calls)}"
+            index = len(self.tool_calls)
+            call_id = text_or_none(call.get("id")) or f"call_{index}"
             arguments = dumps_text(as_object(call.get("args") or {}))
             self.tool_calls.append(ToolCall(call_id, str(call["name"]), arguments))
-        elif "text" in part and not part.get("thought"):  # thought parts are reasoning
-            self.texts = [*(self.texts or []), str(part["text"])]
+            return ToolCallDelta(index, call_id, str(call["name"]), arguments)
+        if "text" in part and not part.get("thought"):  # thought parts are reasoning
+            text = str(part["text"])
+            self.texts = [*(self.texts or []), text]
+            return TextDelta(text) if text else None
+        return None
 
     def _check_prompt_blocked(self, chunk: dict[str, Any]) -> None:
         reason = as_object(chunk.get("promptFeedback") or {}).get("blockReason")

@@ -7,14 +7,13 @@ Usage is ``prompt_eval_count`` / ``eval_count``, reported on the final (``done``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from app.errors import InvalidInput
-from app.providers.base import WireAdapter
+from app.providers.base import StreamFold, WireAdapter
 from app.providers.messages import (
     ImagePart,
     content_parts,
@@ -23,15 +22,24 @@ from app.providers.messages import (
     tool_name,
     tool_names_by_id,
 )
-from app.providers.sse import ndjson_objects
-from app.providers.types import ChatCall, Completion, EmbeddingCall, Embeddings, ToolCall, Usage
+from app.providers.sse import Framing, NDJSONDecoder
+from app.providers.types import (
+    ChatCall,
+    Completion,
+    Delta,
+    EmbeddingCall,
+    Embeddings,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from app.providers.wire import (
     as_list,
     as_object,
     bearer,
     compact,
     dumps_text,
-    expected_chunk_shape,
     expected_shape,
     join_url,
     json_request,
@@ -80,21 +88,11 @@ class OllamaAdapter(WireAdapter):
             raise KeyError("done")
         return stream.completion()
 
-    def parse_stream(
-        self, lines: Iterable[str], *, headers: httpx.Headers | None = None
-    ) -> Completion:
-        stream = _StreamState()
-        for payload in ndjson_objects(lines):
-            error = self.stream_error(payload)
-            if error is not None:
-                error.completion = stream.completion()
-                raise error
-            with expected_chunk_shape(payload):
-                stream.add(as_object(payload))
-        completion = stream.completion()
-        if not stream.done:
-            raise self.stream_cut(completion)
-        return self.finished(completion)
+    def stream_fold(self) -> StreamFold:
+        return _StreamState()
+
+    def stream_framing(self) -> Framing:
+        return NDJSONDecoder()
 
     # -- embeddings ----------------------------------------------------------------------
 
@@ -128,16 +126,24 @@ class _StreamState:
     usage: Usage = field(default_factory=lambda: Usage(0, 0))
     model: str | None = None
 
-    def add(self, chunk: dict[str, Any]) -> None:
+    @property
+    def complete(self) -> bool:
+        return self.done
+
+    def add(self, chunk: dict[str, Any]) -> list[Delta]:
         self.model = text_or_none(chunk.get("model")) or self.model
         message = as_object(chunk.get("message") or {})
-        self.texts.append(text_or_none(message.get("content")) or "")
-        for call in as_list(message.get("tool_calls")):
+        text = text_or_none(message.get("content")) or ""
+        self.texts.append(text)
+        deltas: list[Delta] = [TextDelta(text)] if text else []
+        for call in as_list(message.get("tool_calls")):  # each call arrives whole
             function = as_object(as_object(call)["function"])
             arguments = function.get("arguments") or {}
-            text = arguments if isinstance(arguments, str) else dumps_text(as_object(arguments))
-            call_id = text_or_none(as_object(call).get("id")) or f"call_{len(self.tool_calls)}"
-            self.tool_calls.append(ToolCall(call_id, str(function["name"]), text))
+            args = arguments if isinstance(arguments, str) else dumps_text(as_object(arguments))
+            index = len(self.tool_calls)
+            call_id = text_or_none(as_object(call).get("id")) or f"call_{index}"
+            self.tool_calls.append(ToolCall(call_id, str(function["name"]), args))
+            deltas.append(ToolCallDelta(index, call_id, str(function["name"]), args))
         if chunk.get("done"):
             self.done = True
             self.done_reason = text_or_none(chunk.get("done_reason"))
@@ -145,6 +151,7 @@ class _StreamState:
                 prompt_tokens=token_count(chunk.get("prompt_eval_count")),
                 completion_tokens=token_count(chunk.get("eval_count")),
             )
+        return deltas
 
     def completion(self) -> Completion:
         return Completion(

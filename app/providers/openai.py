@@ -7,23 +7,25 @@ upstream error inside ``error.metadata.raw`` and its moderation 403s.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 
-from app.providers.base import WireAdapter
+from app.providers.base import StreamFold, WireAdapter
 from app.providers.classify import ErrorReport, report_from_body
 from app.providers.ratelimit_headers import openai_style_snapshot
-from app.providers.sse import sse_events
 from app.providers.types import (
     ChatCall,
     Completion,
+    Delta,
     EmbeddingCall,
     Embeddings,
     RateLimitSnapshot,
+    TextDelta,
     ToolCall,
+    ToolCallDelta,
     Usage,
 )
 from app.providers.wire import (
@@ -33,7 +35,6 @@ from app.providers.wire import (
     compact,
     decode_json,
     dumps_text,
-    expected_chunk_shape,
     expected_shape,
     join_url,
     json_request,
@@ -112,23 +113,8 @@ class OpenAIAdapter(WireAdapter):
             reasoning_tokens=token_count(completion_details.get("reasoning_tokens")),
         )
 
-    def parse_stream(
-        self, lines: Iterable[str], *, headers: httpx.Headers | None = None
-    ) -> Completion:
-        stream = _StreamState()
-        for event in sse_events(lines):
-            error = self.stream_error(event.data)
-            if error is not None:
-                error.completion = stream.completion()
-                raise error
-            with expected_chunk_shape(event.data):
-                chunk = as_object(event.data)
-                stream.add(chunk, self.usage_from(chunk))
-        completion = stream.completion()
-        if stream.finish_reason is None:
-            raise self.stream_cut(completion)
-        rate_limits = None if headers is None else self.parse_rate_limits(headers)
-        return self.finished(replace(completion, rate_limits=rate_limits))
+    def stream_fold(self) -> StreamFold:
+        return _StreamState(self.usage_from)
 
     # -- embeddings ----------------------------------------------------------------------
 
@@ -220,6 +206,7 @@ class _ToolCallDraft:
 class _StreamState:
     """A chat.completion.chunk stream folded so far."""
 
+    usage_of: Callable[[dict[str, Any]], Usage | None]
     text: list[str] | None = None
     tools: dict[int, _ToolCallDraft] = field(default_factory=dict)
     finish_reason: str | None = None
@@ -227,11 +214,17 @@ class _StreamState:
     model: str | None = None
     response_id: str | None = None
 
-    def add(self, chunk: dict[str, Any], usage: Usage | None) -> None:
+    @property
+    def complete(self) -> bool:
+        return self.finish_reason is not None
+
+    def add(self, chunk: dict[str, Any]) -> list[Delta]:
         self.model = text_or_none(chunk.get("model")) or self.model
         self.response_id = text_or_none(chunk.get("id")) or self.response_id
+        usage = self.usage_of(chunk)
         if usage is not None:  # cumulative: the last report is the whole stream's
             self.usage = usage
+        deltas: list[Delta] = []
         for choice in as_list(chunk.get("choices")):
             choice = as_object(choice)
             if choice.get("index", 0) != 0:
@@ -240,22 +233,44 @@ class _StreamState:
             content = text_or_none(delta.get("content"))
             if content is not None:
                 self.text = [*(self.text or []), content]
+                if content:
+                    deltas.append(TextDelta(content))
             for fragment in as_list(delta.get("tool_calls")):
-                self._add_tool_fragment(as_object(fragment))
+                piece = self._add_tool_fragment(as_object(fragment))
+                if piece.id or piece.name or piece.arguments:
+                    deltas.append(piece)
             # OpenRouter repeats the finish chunk; the reason is the same either time.
-            self.finish_reason = text_or_none(choice.get("finish_reason")) or self.finish_reason
+            finish = text_or_none(choice.get("finish_reason"))
+            if finish is not None and self.finish_reason is None:
+                deltas += self._empty_arguments()
+            self.finish_reason = finish or self.finish_reason
+        return deltas
 
-    def _add_tool_fragment(self, fragment: dict[str, Any]) -> None:
-        draft = self.tools.setdefault(int(fragment.get("index", len(self.tools))), _ToolCallDraft())
-        draft.id = draft.id or text_or_none(fragment.get("id")) or ""
+    def _add_tool_fragment(self, fragment: dict[str, Any]) -> ToolCallDelta:
+        index = int(fragment.get("index", len(self.tools)))
+        draft = self.tools.get(index)
+        if draft is None:
+            draft = self.tools[index] = _ToolCallDraft()
+        new_id = None if draft.id else text_or_none(fragment.get("id")) or None
+        draft.id = draft.id or new_id or ""
         function = as_object(fragment.get("function") or {})
         # The name comes whole in the first fragment; later fragments repeat it or omit it.
-        draft.name = draft.name or text_or_none(function.get("name")) or ""
+        new_name = None if draft.name else text_or_none(function.get("name")) or None
+        draft.name = draft.name or new_name or ""
         arguments = function.get("arguments")
+        piece = ""
         if arguments is not None:
-            draft.arguments.append(
-                arguments if isinstance(arguments, str) else dumps_text(arguments)
-            )
+            piece = arguments if isinstance(arguments, str) else dumps_text(arguments)
+            draft.arguments.append(piece)
+        return ToolCallDelta(index, new_id, new_name, piece)
+
+    def _empty_arguments(self) -> list[Delta]:
+        """A call that got no argument text has ``{}`` in the completion: stream that too, so
+        that what was streamed adds up to the completion."""
+        empty = [(i, d) for i, d in sorted(self.tools.items()) if not "".join(d.arguments)]
+        for _, draft in empty:
+            draft.arguments.append("{}")
+        return [ToolCallDelta(index, arguments="{}") for index, _ in empty]
 
     def completion(self) -> Completion:
         return Completion(

@@ -3,7 +3,9 @@
 ``send`` / ``send_async`` put the per-attempt timeout on the request, read the whole body
 before returning (so a body that stalls or trickles also runs into the deadline) and
 translate every httpx exception at this single boundary, the way httpx's own
-``map_httpcore_exceptions`` translates httpcore's:
+``map_httpcore_exceptions`` translates httpcore's. ``open_stream`` is the streaming send:
+it hands the body over line by line as it arrives, under the same timeout for the whole
+stream and the same translation:
 
     httpx.TimeoutException              -> TimedOut
     httpx.ConnectError                  -> ServerFailed  could not connect
@@ -15,13 +17,21 @@ translate every httpx exception at this single boundary, the way httpx's own
 
 Status codes are not judged here: a 429 or 500 comes back as a response for the adapter's
 ``parse_response`` to classify. Nothing outside ``app.providers`` catches an httpx error.
+
+A stream's deadline holds for its whole body, not per read: a stream that keeps trickling is
+cut at the next read past it, and one that stalls is cut by a watchdog that shuts its socket
+down at the deadline, so the blocked read returns at once (httpx's read timeout alone would
+let every stalled read wait a whole timeout again).
 """
 
 from __future__ import annotations
 
+import codecs
+import socket
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.cookiejar import CookieJar
 from typing import Any
 
@@ -110,6 +120,141 @@ async def send_async(
         finally:
             await response.aclose()
         return _buffered(response, request, bytes(body))
+
+
+class ProviderStream:
+    """A provider's response being received: status and headers at once, the body as it comes."""
+
+    def __init__(
+        self, response: httpx.Response, request: httpx.Request, deadline: float, timeout: float
+    ) -> None:
+        self._response = response
+        self._request = request
+        self._deadline = deadline
+        self._timeout = timeout
+        self._watchdog = _Watchdog(response, deadline)
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status_code
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self._response.headers
+
+    @property
+    def is_success(self) -> bool:
+        return self._response.is_success
+
+    @property
+    def media_type(self) -> str:
+        """The content type without its parameters, lower-case (``text/event-stream``)."""
+        content_type = str(self.headers.get("content-type", ""))
+        return content_type.partition(";")[0].strip().lower()
+
+    def whole(self) -> httpx.Response:
+        """The rest of the body, read within the deadline, as an ordinary response (for an
+        error status, or a server that answered a stream request with one JSON body)."""
+        with self._translated():
+            if self._response.is_stream_consumed:
+                return self._response
+            body = bytearray()
+            for chunk in self._response.iter_raw():
+                body += chunk
+                _check_deadline(self._deadline, self._timeout)
+            return _buffered(self._response, self._request, bytes(body))
+
+    def lines(self) -> Iterator[list[str]]:
+        """The body's text lines (without their line breaks) as each read completes them:
+        one list per read, often empty; the last line is yielded even without a final break."""
+        decoder = codecs.getincrementaldecoder(self._response.encoding or "utf-8")("replace")
+        pending = ""
+        with self._translated():
+            for chunk in self._response.iter_bytes():
+                if time.monotonic() > self._deadline:
+                    raise _stream_timeout(self._timeout)
+                text = pending + decoder.decode(chunk)
+                *complete, pending = text.split("\n")
+                yield [line.removesuffix("\r") for line in complete]
+            rest = pending + decoder.decode(b"", final=True)
+            if rest:
+                yield [rest.removesuffix("\r")]
+
+    def close(self) -> None:
+        self._watchdog.cancel()
+        # Closing may run while an error from the body propagates: it must not replace it.
+        with suppress(httpx.HTTPError):
+            self._response.close()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Provider errors for httpx ones; a read the watchdog cut is the stream's timeout."""
+        try:
+            with _provider_errors(self._request):
+                yield
+        except ServerFailed as failed:
+            if self._watchdog.fired:
+                raise _stream_timeout(self._timeout) from failed
+            raise
+
+
+@contextmanager
+def open_stream(
+    client: httpx.Client, request: httpx.Request, *, timeout: float
+) -> Iterator[ProviderStream]:
+    """Send ``request`` and hold its response open while the caller reads it as it arrives,
+    all of it within ``timeout`` seconds; closed on leaving the block.
+
+    Any status comes back (``ProviderStream.whole`` reads an error body for the adapter to
+    classify); raises ``TimedOut`` or ``ServerFailed``, while opening and while reading.
+    """
+    deadline = _apply_timeout(request, timeout)
+    with _provider_errors(request):
+        response = client.send(request, stream=True)
+    stream = ProviderStream(response, request, deadline, timeout)
+    try:
+        yield stream
+    finally:
+        stream.close()
+
+
+class _Watchdog:
+    """Cuts a stream's connection at its deadline: shutting the socket down makes a read
+    blocked on a stalled provider fail at once. Without a socket (in-memory transports,
+    HTTP/2) only the check after each read applies."""
+
+    def __init__(self, response: httpx.Response, deadline: float) -> None:
+        self.fired = False
+        self._response = response
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._timer = threading.Timer(max(deadline - time.monotonic(), 0.0), self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        """Stand down; once this returns the connection is never touched (it may go back to
+        the pool and serve another request)."""
+        with self._lock:
+            self._cancelled = True
+        self._timer.cancel()
+
+    def _cut(self) -> None:
+        with self._lock:
+            if self._cancelled:
+                return
+            network = self._response.extensions.get("network_stream")
+            sock = None if network is None else network.get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                self.fired = True
+                # socket.socket's own shutdown, also for an SSLSocket (whose override would
+                # drop its TLS state under the reading thread's feet).
+                with suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _stream_timeout(timeout: float) -> TimedOut:
+    return TimedOut(f"the provider did not finish its stream within {timeout:g}s")
 
 
 def _apply_timeout(request: httpx.Request, timeout: float) -> float:

@@ -110,6 +110,63 @@ class Completion:
 
 
 @dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of a streamed completion's text, to append to what came before."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call: the call's first piece names it (``id``, ``name``),
+    every piece may add a fragment of its JSON ``arguments``.
+
+    ``index`` is the call's position in the completion's ``tool_calls``, as in OpenAI's
+    chunks: fragments with the same index belong to the same call.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+Delta = TextDelta | ToolCallDelta
+
+
+def deltas_of(completion: Completion) -> list[Delta]:
+    """A whole completion as the deltas that would have streamed it."""
+    deltas: list[Delta] = [TextDelta(completion.text)] if completion.text else []
+    deltas += [
+        ToolCallDelta(i, call.id, call.name, call.arguments)
+        for i, call in enumerate(completion.tool_calls)
+    ]
+    return deltas
+
+
+class StreamReader(Protocol):
+    """A stream parsed as it arrives: raw lines in, deltas out, the completion at the end.
+
+    The deltas ``feed`` and ``end`` return add up to the completion ``finish`` returns: the
+    text is their texts joined, each tool call its pieces joined. All three raise
+    ``ProviderError``: an error event inside the stream, a payload that is not the format's,
+    a stream cut short, a finish that says the provider's filter withheld the answer.
+    """
+
+    def feed(self, line: str) -> list[Delta]:
+        """The deltas of the events ``line`` completed."""
+        ...
+
+    def end(self) -> list[Delta]:
+        """The body is over: the deltas of a last event left without its closing blank line."""
+        ...
+
+    def finish(self) -> Completion:
+        """The whole completion (ending the stream first if ``end`` was not called)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Embeddings:
     vectors: list[list[float]]
     usage: Usage
@@ -136,6 +193,11 @@ class Adapter(Protocol):
 
         ``headers`` are the stream response's headers, used only for ``rate_limits``.
         """
+        ...
+
+    def stream_reader(self, headers: httpx.Headers | None = None) -> StreamReader:
+        """A reader for one stream, fed its raw lines as they arrive (``parse_stream`` is
+        this reader fed every line at once)."""
         ...
 
 

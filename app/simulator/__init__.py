@@ -8,7 +8,8 @@ windows, counting everything it received and answered.
 Modules: ``config`` (what is simulated), ``server`` (ASGI app, admin routes, ``run``),
 ``engine`` (the request pipeline), ``formats`` (one module per wire format), ``limiter``
 (token buckets — the reference semantics a gateway mirrors), ``tokens`` (token counting and
-generated content), ``stats`` (counters), ``faults`` (failure kinds), ``calls`` (requests),
+generated content), ``tools`` (the tool calls models make when offered tools), ``stats``
+(counters), ``faults`` (failure kinds), ``calls`` (requests),
 ``runtime`` / ``responder`` (engine helpers), ``bench`` (``python -m app.simulator.bench``).
 """
 

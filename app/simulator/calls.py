@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import parse_qs
 
+from app.simulator.tools import ToolSpec
+
 
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
@@ -70,6 +72,7 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False  # OpenAI's stream_options.include_usage
     sse: bool = True  # stream framing: server-sent events, or Gemini's JSON array
+    tool: ToolSpec | None = None  # the offered tool the model calls (see ``tools``)
 
 
 @dataclass(frozen=True, slots=True)

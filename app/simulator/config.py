@@ -30,7 +30,11 @@ class ErrorRates(_Frozen):
     """Probabilities (0..1) of injected failures, each drawn independently per request.
 
     When several fire at once the first in this order wins: timeout, server_error,
-    unavailable, overloaded, rate_limit, malformed, content_filter.
+    unavailable, overloaded, rate_limit, malformed, content_filter, stream_error,
+    stream_stall. The last two fail streams only, half-way through their chunks, after the
+    200 and the first deltas: ``stream_error`` with the format's in-stream error event
+    (overloaded), ``stream_stall`` by sending nothing more for ``hang_s`` and then ending
+    the stream unfinished. ``timeout`` holds a request for ``hang_s`` before answering 504.
     """
 
     server_error: float = Field(0.0, ge=0.0, le=1.0)
@@ -40,6 +44,8 @@ class ErrorRates(_Frozen):
     timeout: float = Field(0.0, ge=0.0, le=1.0)
     malformed: float = Field(0.0, ge=0.0, le=1.0)
     content_filter: float = Field(0.0, ge=0.0, le=1.0)
+    stream_error: float = Field(0.0, ge=0.0, le=1.0)
+    stream_stall: float = Field(0.0, ge=0.0, le=1.0)
     hang_s: float = Field(300.0, ge=0.0)
 
 

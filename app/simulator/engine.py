@@ -8,7 +8,7 @@ the provider's format and the rest are skipped:
 3. prompt + max output fit the context window (400) →
 4. rate-limit admission (429, counted ``rate_limited``; see ``limiter``) →
 5. injected faults, drawn from the seeded RNG (``ErrorRates``; a timeout holds the request
-   for ``hang_s`` then answers 504) →
+   for ``hang_s`` then answers 504; the stream faults cut a stream half-way) →
 6. the reply, after ``latency_ms ± jitter_ms`` plus ``completion_tokens / tokens_per_s``
    (streams wait the first part before the first chunk and spread the rest between chunks).
 
@@ -169,6 +169,7 @@ class Simulator:
                 output_range=spec.output_tokens,
                 max_tokens=min(max_out, spec.max_output_tokens),
                 filtered=injected == "content_filter",
+                tool=chat.tool,
             )
             first_s = self._latency(spec)
             generate_s = reply.completion_tokens / spec.tokens_per_s if spec.tokens_per_s else 0.0
@@ -177,13 +178,19 @@ class Simulator:
             malformed = injected == "malformed"
             if chat.stream:
                 chunks = provider.format.render_stream(chat, reply, meta)
+                hold_s = 0.0
                 if malformed:
                     chunks = [chunks[0][: len(chunks[0]) // 2]]
+                elif injected == "stream_error":
+                    error = provider.format.render_stream_error()
+                    chunks = [*chunks[: len(chunks) // 2], error]
+                elif injected == "stream_stall":
+                    chunks, hold_s = chunks[: len(chunks) // 2], spec.errors.hang_s
                 if first_s > 0:
                     await asyncio.sleep(first_s)
                 outcome.status = 200
                 media = provider.format.stream_media_type(route)
-                await send_stream(out, chunks, headers, media, generate_s)
+                await send_stream(out, chunks, headers, media, generate_s, hold_s=hold_s)
             else:
                 if first_s + generate_s > 0:
                     await asyncio.sleep(first_s + generate_s)

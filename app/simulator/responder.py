@@ -31,18 +31,28 @@ async def send_whole(
 
 
 async def send_stream(
-    out: Responder, chunks: list[bytes], headers: Headers, media_type: bytes, spread_s: float
+    out: Responder,
+    chunks: list[bytes],
+    headers: Headers,
+    media_type: bytes,
+    spread_s: float,
+    *,
+    hold_s: float = 0.0,
 ) -> None:
-    """Write a 200 stream of ``chunks``, spreading ``spread_s`` seconds between them."""
+    """Write a 200 stream of ``chunks``, spreading ``spread_s`` seconds between them; with
+    ``hold_s``, stall that long (or until the caller hangs up) before ending it."""
     await out.start(200, [(b"content-type", media_type), (b"cache-control", b"no-cache"), *headers])
     if spread_s <= 0:
-        await out.body(b"".join(chunks))
+        await out.body(b"".join(chunks), more=hold_s > 0)
+    else:
+        gap = spread_s / max(len(chunks), 1)
+        for chunk in chunks:
+            await out.body(chunk, more=True)
+            await asyncio.sleep(gap)
+    if hold_s > 0 and not await out.hold(hold_s):
         return
-    gap = spread_s / len(chunks)
-    for chunk in chunks:
-        await out.body(chunk, more=True)
-        await asyncio.sleep(gap)
-    await out.body(b"")
+    if spread_s > 0 or hold_s > 0:
+        await out.body(b"")
 
 
 def retry_headers(wait_s: float) -> Headers:

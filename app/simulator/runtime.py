@@ -19,6 +19,8 @@ INJECTIONS = (
     "rate_limit",
     "malformed",
     "content_filter",
+    "stream_error",
+    "stream_stall",
 )
 
 

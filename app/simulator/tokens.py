@@ -13,6 +13,9 @@ The simulator has no tokenizer; it uses a fixed, documented approximation so tha
   capped completion finishes with the format's "length" reason.
 - **completion text**: that many short words from a fixed vocabulary, one token each,
   joined by single spaces.
+- **a tool call** (when the request offers tools, see ``tools``) replaces the text: its
+  completion tokens are the tokens of its arguments' JSON text, and it finishes with the
+  format's tool-call reason.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+from app.simulator.tools import SimToolCall, ToolSpec, make_call
 
 PROMPT_OVERHEAD = 3
 MESSAGE_OVERHEAD = 4
@@ -62,6 +67,7 @@ class Finish(StrEnum):
     STOP = "stop"
     LENGTH = "length"
     CONTENT_FILTER = "content_filter"
+    TOOL_CALLS = "tool_calls"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +77,12 @@ class Reply:
     words: tuple[str, ...]
     prompt_tokens: int
     finish: Finish
+    tool_call: SimToolCall | None = None
 
     @property
     def completion_tokens(self) -> int:
+        if self.tool_call is not None:
+            return text_tokens(self.tool_call.arguments)
         return len(self.words)
 
     @property
@@ -96,11 +105,14 @@ def generate_reply(
     output_range: tuple[int, int],
     max_tokens: int,
     filtered: bool = False,
+    tool: ToolSpec | None = None,
 ) -> Reply:
-    """The completion the simulator gives a prompt: same prompt, same words."""
+    """The completion the simulator gives a prompt: same prompt, same words (or call)."""
     if filtered:
         return Reply((), prompt_tokens, Finish.CONTENT_FILTER)
     digest = prompt_digest(texts)
+    if tool is not None:
+        return Reply((), prompt_tokens, Finish.TOOL_CALLS, make_call(tool, digest))
     low, high = output_range
     count = low + digest % (high - low + 1)
     finish = Finish.STOP

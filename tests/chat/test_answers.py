@@ -1,5 +1,5 @@
-"""A finished job rendered as OpenAI's answer: tool calls (the simulator makes none) and the
-error statuses OpenAI's clients act on."""
+"""A finished job rendered as OpenAI's answer: tool calls, as the SDK's types read them, and
+the error statuses OpenAI's clients act on."""
 
 from __future__ import annotations
 

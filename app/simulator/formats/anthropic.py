@@ -26,12 +26,18 @@ from app.simulator.formats.base import (
 )
 from app.simulator.limiter import BucketView
 from app.simulator.tokens import Finish, Reply
+from app.simulator.tools import ToolSpec, choose_tool, spec_of
 
 _ROUTES = {
     ("POST", "/v1/messages"): Route(Operation.CHAT),
     ("GET", "/v1/models"): Route(Operation.MODELS),
 }
-_STOP = {Finish.STOP: "end_turn", Finish.LENGTH: "max_tokens", Finish.CONTENT_FILTER: "refusal"}
+_STOP = {
+    Finish.STOP: "end_turn",
+    Finish.LENGTH: "max_tokens",
+    Finish.CONTENT_FILTER: "refusal",
+    Finish.TOOL_CALLS: "tool_use",
+}
 _LIMIT_NAMES = {
     "requests": "requests",
     "tokens": "tokens",
@@ -101,7 +107,7 @@ class AnthropicFormat(WireFormat):
         stream = body.get("stream")
         if stream is not None and not isinstance(stream, bool):
             raise invalid("stream: Input should be a valid boolean")
-        return ChatRequest(model, texts, max_tokens, bool(stream))
+        return ChatRequest(model, texts, max_tokens, bool(stream), tool=_tool(body, messages))
 
     @staticmethod
     def _usage(reply: Reply, output_tokens: int) -> dict[str, Any]:
@@ -128,7 +134,17 @@ class AnthropicFormat(WireFormat):
 
     def render_chat(self, chat: ChatRequest, reply: Reply, meta: ReplyMeta) -> Any:
         message = self._message(chat, reply, meta)
-        if reply.finish is not Finish.CONTENT_FILTER:
+        if reply.tool_call is not None:
+            call = reply.tool_call
+            message["content"] = [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_" + meta.uid,
+                    "name": call.name,
+                    "input": call.arguments_object,
+                }
+            ]
+        elif reply.finish is not Finish.CONTENT_FILTER:
             message["content"] = [{"type": "text", "text": reply.text}]
         message["stop_reason"] = _STOP[reply.finish]
         message["usage"] = self._usage(reply, reply.completion_tokens)
@@ -136,15 +152,17 @@ class AnthropicFormat(WireFormat):
 
     def render_stream(self, chat: ChatRequest, reply: Reply, meta: ReplyMeta) -> list[bytes]:
         start = {"type": "message_start", "message": self._message(chat, reply, meta)}
-        block = {
-            "type": "content_block_start",
-            "index": 0,
-            "content_block": {"type": "text", "text": ""},
-        }
+        call = reply.tool_call
+        content: dict[str, Any] = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": p} for p in reply.deltas(self.words_per_delta)]
+        if call is not None:  # the input is streamed as JSON fragments after an empty {}
+            content = {"type": "tool_use", "id": "toolu_" + meta.uid, "name": call.name}
+            content["input"] = {}
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in call.pieces()]
+        block = {"type": "content_block_start", "index": 0, "content_block": content}
         chunks = [sse_event(start, "message_start"), sse_event(block, "content_block_start")]
         chunks.append(sse_event({"type": "ping"}, "ping"))
-        for piece in reply.deltas(self.words_per_delta):
-            delta = {"type": "text_delta", "text": piece}
+        for delta in deltas:
             event = {"type": "content_block_delta", "index": 0, "delta": delta}
             chunks.append(sse_event(event, "content_block_delta"))
         chunks.append(sse_event({"type": "content_block_stop", "index": 0}, "content_block_stop"))
@@ -161,6 +179,10 @@ class AnthropicFormat(WireFormat):
         chunks.append(sse_event(end, "message_delta"))
         chunks.append(sse_event({"type": "message_stop"}, "message_stop"))
         return chunks
+
+    def render_stream_error(self) -> bytes:
+        _, body = self.render_error(SimError(Fault.OVERLOADED))
+        return sse_event(body, "error")
 
     def render_models(self, models: Mapping[str, SimModel]) -> Any:
         names = list(models)
@@ -230,3 +252,23 @@ class AnthropicFormat(WireFormat):
 
     def reply_headers(self, meta: ReplyMeta) -> Headers:
         return [(b"request-id", b"req_" + meta.uid.encode())]
+
+
+def _tool(body: dict[str, Any], messages: list[Any]) -> ToolSpec | None:
+    """The tool the simulated model calls: Anthropic's ``tools`` and ``tool_choice``."""
+    choice = body.get("tool_choice")
+    tools = body.get("tools")
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind == "none" or not isinstance(tools, list):
+        return None
+    offered = [
+        spec_of(tool.get("name"), tool.get("input_schema"))
+        for tool in tools
+        if isinstance(tool, dict)
+    ]
+    forced = choice.get("name") if isinstance(choice, dict) and kind == "tool" else None
+    last = messages[-1].get("content")
+    answered = isinstance(last, list) and any(
+        isinstance(block, dict) and block.get("type") == "tool_result" for block in last
+    )
+    return choose_tool(offered, forced=forced, answered=answered)

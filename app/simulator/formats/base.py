@@ -139,6 +139,12 @@ class WireFormat(ABC):
     def stream_media_type(self, route: Route) -> bytes:
         return SSE_MEDIA_TYPE
 
+    def render_stream_error(self) -> bytes:
+        """The error event that ends a stream part-way (``ErrorRates.stream_error``): the
+        provider's overloaded error, as real ones send it inside a stream after its 200."""
+        _, body = self.render_error(SimError(Fault.OVERLOADED))
+        return sse_event(body)
+
     def render_embed(
         self, embed: EmbedRequest, vectors: list[list[float]], prompt_tokens: int, route: Route
     ) -> Any:

@@ -26,6 +26,7 @@ from app.simulator.formats.base import (
     sse_event,
 )
 from app.simulator.tokens import Finish, Reply
+from app.simulator.tools import ToolSpec, choose_tool, spec_of
 
 _VERSIONS = ("/v1beta/", "/v1/")
 MAX_BATCH_EMBED = 100  # Gemini's own cap on batchEmbedContents
@@ -35,7 +36,12 @@ _METHODS = {
     "embedContent": Route(Operation.EMBED),
     "batchEmbedContents": Route(Operation.EMBED, batch=True),
 }
-_FINISH = {Finish.STOP: "STOP", Finish.LENGTH: "MAX_TOKENS", Finish.CONTENT_FILTER: "SAFETY"}
+_FINISH = {
+    Finish.STOP: "STOP",
+    Finish.LENGTH: "MAX_TOKENS",
+    Finish.CONTENT_FILTER: "SAFETY",
+    Finish.TOOL_CALLS: "STOP",  # Gemini says why it stopped, not that it called a function
+}
 _HARM_CATEGORIES = ("HATE_SPEECH", "DANGEROUS_CONTENT", "HARASSMENT", "SEXUALLY_EXPLICIT")
 _RPC = "type.googleapis.com/google.rpc."
 # fault -> (status code, status name, fixed message or None when built from the error)
@@ -131,7 +137,10 @@ class GeminiFormat(WireFormat):
             raise invalid(
                 "Invalid value at 'generation_config.max_output_tokens': expected an integer >= 1."
             ) from None
-        return ChatRequest(route.model or "", texts, max_tokens, route.stream, sse=route.sse)
+        tool = _tool(body, contents)
+        return ChatRequest(
+            route.model or "", texts, max_tokens, route.stream, sse=route.sse, tool=tool
+        )
 
     def parse_embed(self, body: Any, route: Route) -> EmbedRequest:
         if not isinstance(body, dict):
@@ -174,6 +183,9 @@ class GeminiFormat(WireFormat):
                     "blocked": True,
                 }
             ]
+        elif reply.tool_call is not None:
+            call = {"name": reply.tool_call.name, "args": reply.tool_call.arguments_object}
+            candidate["content"] = {"parts": [{"functionCall": call}], "role": "model"}
         else:
             candidate["content"] = {"parts": [{"text": text}], "role": "model"}
         if done:
@@ -286,3 +298,37 @@ class GeminiFormat(WireFormat):
             details.append({"@type": _RPC + "QuotaFailure", "violations": [violation]})
         details.append({"@type": _RPC + "RetryInfo", "retryDelay": delay})
         return details
+
+
+def _tool(body: dict[str, Any], contents: list[Any]) -> ToolSpec | None:
+    """The function the simulated model calls: ``tools[].functionDeclarations`` and
+    ``toolConfig.functionCallingConfig`` (mode ``NONE``, or ``ANY`` with one allowed name)."""
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return None
+    config = _field(body, "toolConfig", "tool_config")
+    config = config if isinstance(config, dict) else {}
+    calling = _field(config, "functionCallingConfig", "function_calling_config")
+    calling = calling if isinstance(calling, dict) else {}
+    if calling.get("mode") == "NONE":
+        return None
+    allowed = _field(calling, "allowedFunctionNames", "allowed_function_names")
+    forced = allowed[0] if isinstance(allowed, list) and len(allowed) == 1 else None
+    offered: list[ToolSpec | None] = []
+    for tool in tools:
+        declarations = (
+            _field(tool, "functionDeclarations", "function_declarations")
+            if isinstance(tool, dict)
+            else None
+        )
+        if isinstance(declarations, list):
+            offered += [
+                spec_of(d.get("name"), d.get("parameters"))
+                for d in declarations
+                if isinstance(d, dict)
+            ]
+    parts = contents[-1].get("parts") if isinstance(contents[-1], dict) else None
+    answered = isinstance(parts, list) and any(
+        isinstance(part, dict) and "functionResponse" in part for part in parts
+    )
+    return choose_tool(offered, forced=forced, answered=answered)

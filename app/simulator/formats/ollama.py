@@ -26,13 +26,19 @@ from app.simulator.formats.base import (
     string_list,
 )
 from app.simulator.tokens import Finish, Reply
+from app.simulator.tools import ToolSpec, choose_tool, spec_of
 
 _ROUTES = {
     ("POST", "/api/chat"): Route(Operation.CHAT),
     ("POST", "/api/embed"): Route(Operation.EMBED),
     ("GET", "/api/tags"): Route(Operation.MODELS),
 }
-_DONE_REASON = {Finish.STOP: "stop", Finish.LENGTH: "length", Finish.CONTENT_FILTER: "stop"}
+_DONE_REASON = {
+    Finish.STOP: "stop",
+    Finish.LENGTH: "length",
+    Finish.CONTENT_FILTER: "stop",
+    Finish.TOOL_CALLS: "stop",  # Ollama reports a tool call with an ordinary stop
+}
 _ERRORS: dict[Fault, tuple[int, str | None]] = {
     Fault.NO_ROUTE: (404, "404 page not found"),
     Fault.AUTH: (401, "unauthorized"),
@@ -102,7 +108,8 @@ class OllamaFormat(WireFormat):
         stream = body.get("stream", True)  # Ollama streams unless told not to
         if not isinstance(stream, bool):
             raise invalid("json: cannot unmarshal stream into Go value of type bool")
-        return ChatRequest(model, texts, _num_predict(body.get("options")), stream)
+        tool = _tool(body, messages)
+        return ChatRequest(model, texts, _num_predict(body.get("options")), stream, tool=tool)
 
     def parse_embed(self, body: Any, route: Route) -> EmbedRequest:
         if not isinstance(body, dict):
@@ -119,11 +126,18 @@ class OllamaFormat(WireFormat):
         return EmbedRequest(model, inputs, dimensions)
 
     @staticmethod
-    def _line(chat: ChatRequest, meta: ReplyMeta, content: str) -> dict[str, Any]:
+    def _line(
+        chat: ChatRequest, meta: ReplyMeta, content: str, reply: Reply | None = None
+    ) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if reply is not None and reply.tool_call is not None:
+            call = reply.tool_call
+            function = {"name": call.name, "arguments": call.arguments_object}
+            message["tool_calls"] = [{"function": function}]
         return {
             "model": chat.model,
             "created_at": iso_timestamp(meta.created),
-            "message": {"role": "assistant", "content": content},
+            "message": message,
         }
 
     def _final(self, chat: ChatRequest, reply: Reply, meta: ReplyMeta, content: str) -> Any:
@@ -141,15 +155,24 @@ class OllamaFormat(WireFormat):
         }
 
     def render_chat(self, chat: ChatRequest, reply: Reply, meta: ReplyMeta) -> Any:
-        return self._final(chat, reply, meta, reply.text)
+        final = self._final(chat, reply, meta, reply.text)
+        if reply.tool_call is not None:
+            final["message"] = self._line(chat, meta, "", reply)["message"]
+        return final
 
     def render_stream(self, chat: ChatRequest, reply: Reply, meta: ReplyMeta) -> list[bytes]:
         lines = [
             {**self._line(chat, meta, piece), "done": False}
             for piece in reply.deltas(self.words_per_delta)
         ]
+        if reply.tool_call is not None:  # the call arrives whole, in a chunk before the last
+            lines.append({**self._line(chat, meta, "", reply), "done": False})
         lines.append(self._final(chat, reply, meta, ""))
         return [orjson.dumps(line) + b"\n" for line in lines]
+
+    def render_stream_error(self) -> bytes:
+        _, body = self.render_error(SimError(Fault.OVERLOADED))
+        return orjson.dumps(body) + b"\n"
 
     def stream_media_type(self, route: Route) -> bytes:
         return b"application/x-ndjson"
@@ -190,3 +213,17 @@ class OllamaFormat(WireFormat):
                 else error.detail
             )
         return status, {"error": message}
+
+
+def _tool(body: dict[str, Any], messages: list[Any]) -> ToolSpec | None:
+    """The tool the simulated model calls: Ollama takes OpenAI's ``tools`` (no tool_choice)."""
+    tools = body.get("tools")
+    if not isinstance(tools, list) or not messages:
+        return None
+    offered = [
+        spec_of(tool["function"].get("name"), tool["function"].get("parameters"))
+        for tool in tools
+        if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
+    ]
+    answered = isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"
+    return choose_tool(offered, answered=answered)

@@ -26,13 +26,19 @@ from app.simulator.formats.base import (
 )
 from app.simulator.limiter import BucketView
 from app.simulator.tokens import Finish, Reply, float32_bytes
+from app.simulator.tools import ToolSpec, choose_tool, spec_of
 
 _ROUTES = {
     ("POST", "/v1/chat/completions"): Route(Operation.CHAT),
     ("POST", "/v1/embeddings"): Route(Operation.EMBED),
     ("GET", "/v1/models"): Route(Operation.MODELS),
 }
-_FINISH = {Finish.STOP: "stop", Finish.LENGTH: "length", Finish.CONTENT_FILTER: "content_filter"}
+_FINISH = {
+    Finish.STOP: "stop",
+    Finish.LENGTH: "length",
+    Finish.CONTENT_FILTER: "content_filter",
+    Finish.TOOL_CALLS: "tool_calls",
+}
 _LIMIT_NAMES = {
     "requests": "requests per min (RPM)",
     "tokens": "tokens per min (TPM)",
@@ -138,7 +144,9 @@ class OpenAIFormat(WireFormat):
             raise invalid("Invalid type for 'stream': expected a boolean.", "stream")
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        return ChatRequest(model, texts, max_tokens, bool(stream), include_usage)
+        return ChatRequest(
+            model, texts, max_tokens, bool(stream), include_usage, tool=_tool(body, messages)
+        )
 
     def parse_embed(self, body: Any, route: Route) -> EmbedRequest:
         if not isinstance(body, dict):
@@ -176,13 +184,19 @@ class OpenAIFormat(WireFormat):
         }
 
     def render_chat(self, chat: ChatRequest, reply: Reply, meta: ReplyMeta) -> Any:
-        filtered = reply.finish is Finish.CONTENT_FILTER
+        silent = reply.finish in (Finish.CONTENT_FILTER, Finish.TOOL_CALLS)
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": None if filtered else reply.text,
+            "content": None if silent else reply.text,
             "refusal": None,
             "annotations": [],
         }
+        if reply.tool_call is not None:
+            call = reply.tool_call
+            function = {"name": call.name, "arguments": call.arguments}
+            message["tool_calls"] = [
+                {"id": "call_" + meta.uid, "type": "function", "function": function}
+            ]
         return {
             "id": "chatcmpl-" + meta.uid,
             "object": "chat.completion",
@@ -215,8 +229,19 @@ class OpenAIFormat(WireFormat):
             extra = {"usage": None} if chat.include_usage else {}
             return sse_event({**head, "choices": [choice], **extra})
 
-        chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
-        chunks += [chunk({"content": piece}) for piece in reply.deltas(self.words_per_delta)]
+        call = reply.tool_call
+        if call is None:
+            chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
+            chunks += [chunk({"content": piece}) for piece in reply.deltas(self.words_per_delta)]
+        else:  # the call's head first, then its arguments in fragments, as OpenAI streams it
+            function = {"name": call.name, "arguments": ""}
+            head = {"index": 0, "id": "call_" + meta.uid, "type": "function", "function": function}
+            role = {"role": "assistant", "content": None, "tool_calls": [head], "refusal": None}
+            chunks = [chunk(role)]
+            chunks += [
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                for piece in call.pieces()
+            ]
         chunks.append(chunk({}, _FINISH[reply.finish]))
         if chat.include_usage:
             chunks.append(sse_event({**head, "choices": [], "usage": self._usage(reply)}))
@@ -333,3 +358,20 @@ class OpenAIFormat(WireFormat):
             (b"x-request-id", b"req_" + meta.uid.encode()),
             (b"openai-processing-ms", str(round(meta.duration_s * 1000)).encode()),
         ]
+
+
+def _tool(body: dict[str, Any], messages: list[Any]) -> ToolSpec | None:
+    """The tool the simulated model calls: OpenAI's ``tools`` and ``tool_choice``."""
+    choice = body.get("tool_choice")
+    tools = body.get("tools")
+    if choice == "none" or not isinstance(tools, list):
+        return None
+    offered = [
+        spec_of(tool["function"].get("name"), tool["function"].get("parameters"))
+        for tool in tools
+        if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
+    ]
+    named = choice.get("function") if isinstance(choice, dict) else None
+    forced = named.get("name") if isinstance(named, dict) else None
+    answered = isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"
+    return choose_tool(offered, forced=forced, answered=answered)
