@@ -96,6 +96,11 @@ def run_up(
         stack.wait_for_workers()
         console.print(f"[bold green]Switchboard is up[/] — workers for {', '.join(chosen)}")
         console.print(f"  API       {stack.api_url}   (docs: {stack.api_url}/docs)")
+        console.print(f"  Dashboard {stack.api_url}/dashboard")
+        scraped = [c.metrics_url for kids in stack.workers.values() for c in kids if c.metrics_url]
+        console.print(
+            f"  Metrics   {stack.api_url}/metrics, and each worker's: {' '.join(scraped)}"
+        )
         if flower:
             console.print(f"  Flower    {flower}")
         if stack.simulator_url:
@@ -118,7 +123,15 @@ def run_up(
 
 
 def run_worker(
-    provider: str, *, concurrency: int, pool: str, name: str | None, events: bool, loglevel: str
+    provider: str,
+    *,
+    concurrency: int,
+    pool: str,
+    name: str | None,
+    events: bool,
+    loglevel: str,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
 ) -> None:
     settings = get_settings()
     urls = resolve_urls(settings.database_url, settings.redis_url, settings.data_dir)
@@ -137,9 +150,11 @@ def run_worker(
 
     import logging
 
+    from app.metrics.worker import serve
     from workers.celery_app import MAINTENANCE_QUEUE, celery_app
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per provider call is noise
+    serve(get_settings(), port=metrics_port, host=metrics_host)  # before the pool: it blocks
 
     argv = [
         "worker",
