@@ -25,6 +25,7 @@ from app.errors import Unavailable
 from app.jobs import endpoints as jobs
 from app.jobs.service import Dispatcher
 from app.ledger import endpoints as usage
+from app.metrics import api as metrics_api
 from app.policies import endpoints as policies
 from app.registry import endpoints as models
 from app.registry.secrets import secret_box
@@ -91,6 +92,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = (state_factory or build_state)(resolved)
         app.state.switchboard = state
+        metrics.attach(state)
         try:
             yield
         finally:
@@ -103,6 +105,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    metrics = metrics_api.install(app, resolved)  # outermost: it times everything
     common = errors.documented(400, 401, 403, 404, 503)
     app.include_router(health.router)
     # Every endpoint but the health checks needs a key; admin-only ones say so themselves.
