@@ -19,6 +19,7 @@ from app.batches.endpoints import BatchCreate
 from app.budgets import endpoints as budgets
 from app.chat import endpoints as chat
 from app.config import Settings, get_settings
+from app.dashboard import endpoints as dashboard
 from app.db.engine import make_engine, make_sessionmaker
 from app.embedded import resolve_urls
 from app.errors import Unavailable
@@ -108,6 +109,7 @@ def create_app(
     metrics = metrics_api.install(app, resolved)  # outermost: it times everything
     common = errors.documented(400, 401, 403, 404, 503)
     app.include_router(health.router)
+    app.include_router(dashboard.page_router)  # the page is public; its data is not
     # Every endpoint but the health checks needs a key; admin-only ones say so themselves.
     for router in (
         jobs.router,
@@ -126,6 +128,7 @@ def create_app(
         routing.router,
         webhooks.router,
         webhooks.tenant_router,
+        dashboard.router,
     ):
         app.include_router(router, responses=common, dependencies=[require_caller])
     _finish_openapi(app)
