@@ -126,3 +126,32 @@ def test_metrics_are_no_part_of_the_api_document() -> None:
 
 def test_no_token_means_open_metrics(anonymous: httpx.Client) -> None:
     assert anonymous.get("/metrics").status_code == 200
+
+
+@pytest.fixture
+def without_redis(settings: Settings) -> Iterator[TestClient]:
+    """An API of its own whose Redis does not answer (nothing listens on port 1)."""
+    changed = {"redis_url": "redis://127.0.0.1:1/0", "admin_key": SecretStr("sb-admin-outage")}
+    with TestClient(create_app(settings.model_copy(update=changed))) as client:
+        yield client
+
+
+def test_a_redis_outage_leaves_the_rest_of_the_metrics_and_the_dashboard(
+    without_redis: TestClient,
+) -> None:
+    scraped = without_redis.get("/metrics")
+    assert scraped.status_code == 200
+    metrics = parse(scraped.text)
+    assert metrics.value("switchboard_backing_service_up", service="redis") == 0
+    assert metrics.value("switchboard_backing_service_up", service="postgres") == 1
+    assert "switchboard_queue_messages" not in metrics.names()
+    assert "switchboard_breaker_state" not in metrics.names()
+    assert metrics.series("switchboard_live_jobs")  # Postgres still answers
+
+    board = without_redis.get("/v1/dashboard", headers={"Authorization": "Bearer sb-admin-outage"})
+    assert board.status_code == 200, board.text
+    data = board.json()
+    assert data["services"] == {"postgres": True, "redis": False}
+    assert data["queues"]
+    assert all(q["messages"] is None for q in data["queues"])
+    assert all(isinstance(q["queued"], int) for q in data["queues"])
