@@ -207,10 +207,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Debian Chromium driven by Playwright (which never downloads a browser here);
-    ``ops/install-chromium`` installs the Debian package on first use."""
+    ``ops/install-chromium`` installs the Debian package on first use.
+
+    One per module, not per session: between its calls Playwright's sync API leaves an asyncio
+    loop marked as running in this thread, and every later ``asyncio.run`` would refuse."""
     from playwright.sync_api import sync_playwright
 
     installer = Path(__file__).resolve().parent.parent / "ops" / "install-chromium"
