@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     webhook_allow_hosts: list[str] = []
     webhook_concurrency: int = 8
 
+    # Prometheus: the API serves /metrics beside its endpoints; each worker process serves its
+    # own at metrics_host:metrics_port (0: none). With a token set (an empty one is unset),
+    # every /metrics answers only to `Authorization: Bearer <token>`.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+    metrics_token: SecretStr | None = None
+
     secret_key: SecretStr | None = None
     # The operator's key to the API; tenants call with gateway keys the admin issues.
     admin_key: SecretStr | None = None

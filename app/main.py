@@ -20,6 +20,7 @@ from app.budgets import endpoints as budgets
 from app.chat import endpoints as chat
 from app.completions import endpoints as completions
 from app.config import Settings, get_settings
+from app.dashboard import endpoints as dashboard
 from app.db.engine import make_engine, make_sessionmaker
 from app.embedded import resolve_urls
 from app.embeddings import endpoints as embeddings
@@ -28,6 +29,7 @@ from app.files import endpoints as files
 from app.jobs import endpoints as jobs
 from app.jobs.service import Dispatcher
 from app.ledger import endpoints as usage
+from app.metrics import api as metrics_api
 from app.policies import endpoints as policies
 from app.registry import endpoints as models
 from app.registry.secrets import secret_box
@@ -96,6 +98,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = (state_factory or build_state)(resolved)
         app.state.switchboard = state
+        metrics.attach(state)
         try:
             yield
         finally:
@@ -108,8 +111,10 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    metrics = metrics_api.install(app, resolved)  # outermost: it times everything
     common = errors.documented(400, 401, 403, 404, 503)
     app.include_router(health.router)
+    app.include_router(dashboard.page_router)  # the page is public; its data is not
     # Every endpoint but the health checks needs a key; admin-only ones say so themselves.
     for router in (
         jobs.router,
@@ -131,6 +136,7 @@ def create_app(
         routing.router,
         webhooks.router,
         webhooks.tenant_router,
+        dashboard.router,
     ):
         app.include_router(router, responses=common, dependencies=[require_caller])
     _finish_openapi(app)

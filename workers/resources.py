@@ -20,6 +20,7 @@ from app.jobs.admission import Admission
 from app.jobs.delayed import DelayedJobs
 from app.jobs.execution import Runtime
 from app.jobs.reconcile import Reconciler
+from app.metrics.worker import worker_metrics
 from app.providers.transport import provider_client
 from app.ratelimit import TokenBuckets
 from app.registry.keys import KeyRing, ProviderKey, keys_stamp, load_keyring, set_enabled
@@ -100,6 +101,7 @@ def build_resources(settings: Settings) -> ProcessResources:
 
     celery = create_celery_app(urls.redis_url, settings)
     events = EventPublisher(celery)
+    metrics = worker_metrics()
     runtime = Runtime(
         engine=engine,
         registry=registry,
@@ -110,14 +112,17 @@ def build_resources(settings: Settings) -> ProcessResources:
         publish_events=events.publish,
         delayed=DelayedJobs(client),
         admission=Admission(TokenBuckets(client), max_in_slot_wait_s=settings.max_in_slot_wait_s),
-        breakers=CircuitBreakers(client),
+        breakers=CircuitBreakers(client, on_transition=metrics.breaker_moved),
         relay=StreamPublisher(client),
         disable_key=disable_key,
+        observer=metrics,
         attempt_timeout_s=settings.attempt_timeout_s,
         lease_margin_s=settings.lease_margin_s,
         max_in_slot_wait_s=settings.max_in_slot_wait_s,
     )
-    reconciler = Reconciler(engine, client, runtime.dispatcher, grace_s=settings.stale_queued_s)
+    reconciler = Reconciler(
+        engine, client, runtime.dispatcher, grace_s=settings.stale_queued_s, observer=metrics
+    )
     webhook_http = webhook_client(settings)
     deliverer = Deliverer(
         engine,
@@ -127,6 +132,7 @@ def build_resources(settings: Settings) -> ProcessResources:
         RetryPolicy.from_settings(settings),
         lease_s=settings.webhook_lease_s,
         total_s=settings.webhook_timeout_s,
+        on_try=metrics.webhook_tried,
     )
     return ProcessResources(
         settings, engine, client, http, runtime, reconciler, deliverer, events, webhook_http

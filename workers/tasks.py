@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from app.constants import RECONCILE_TASK, RUN_JOB_TASK
 from app.jobs.execution import run_job as execute
 from app.ledger.rollup import ROLLUP_TASK, roll_up
+from app.metrics.worker import worker_metrics
 from workers.celery_app import celery_app
 from workers.resources import resources
 
@@ -37,7 +38,7 @@ def run_job(job_id: str) -> None:
 
 @celery_app.task(name=RECONCILE_TASK, ignore_result=True)
 def reconcile() -> None:
-    resources().reconciler.run()
+    worker_metrics().reconciled(resources().reconciler.run())
 
 
 @celery_app.task(name=ROLLUP_TASK, ignore_result=True)

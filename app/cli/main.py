@@ -16,6 +16,7 @@ from rich.table import Table
 from app.cli import policies
 from app.cli.client import ApiClient
 from app.cli.keys import keys_cli
+from app.cli.options import MetricsHost, MetricsPort
 from app.cli.reports import install as install_reports
 from app.cli.routing import routing
 from app.cli.webhooks import webhooks_cli
@@ -87,12 +88,21 @@ def worker(
     name: Annotated[str | None, typer.Option(help="Worker node name.")] = None,
     events: Annotated[bool, typer.Option(help="Send task events (for Flower).")] = True,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = None,
 ) -> None:
     """Run one worker pool for a provider: its high, normal and low queues, in that order."""
     from app.cli.run import run_worker
 
     run_worker(
-        provider, concurrency=concurrency, pool=pool, name=name, events=events, loglevel=loglevel
+        provider,
+        concurrency=concurrency,
+        pool=pool,
+        name=name,
+        events=events,
+        loglevel=loglevel,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
 
 

@@ -121,6 +121,11 @@ def run_up(
         chosen = start_up(stack, settings, providers=providers)
         console.print(f"[bold green]Switchboard is up[/] — workers for {', '.join(chosen)}")
         console.print(f"  API       {stack.api_url}   (docs: {stack.api_url}/docs)")
+        console.print(f"  Dashboard {stack.api_url}/dashboard")
+        scraped = [c.metrics_url for kids in stack.workers.values() for c in kids if c.metrics_url]
+        console.print(
+            f"  Metrics   {stack.api_url}/metrics, and each worker's: {' '.join(scraped)}"
+        )
         if stack.flower_url:
             line = f"  Flower    {stack.flower_url}   ({stack.flower_login.describe()})"
             console.print(line, markup=False, highlight=False)
@@ -144,7 +149,15 @@ def run_up(
 
 
 def run_worker(
-    provider: str, *, concurrency: int, pool: str, name: str | None, events: bool, loglevel: str
+    provider: str,
+    *,
+    concurrency: int,
+    pool: str,
+    name: str | None,
+    events: bool,
+    loglevel: str,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
 ) -> None:
     settings = get_settings()
     urls = resolve_urls(settings.database_url, settings.redis_url, settings.data_dir)
@@ -163,9 +176,11 @@ def run_worker(
 
     import logging
 
+    from app.metrics.worker import serve
     from workers.celery_app import MAINTENANCE_QUEUE, celery_app
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per provider call is noise
+    serve(get_settings(), port=metrics_port, host=metrics_host)  # before the pool: it blocks
 
     argv = [
         "worker",

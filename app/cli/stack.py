@@ -34,6 +34,7 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    metrics_url: str | None = None  # a worker's own Prometheus metrics
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -210,15 +211,27 @@ class Stack:
                 events=o.events,
                 loglevel="WARNING",
             )
-            started.append(self.spawn(name, command.argv()))
+            argv, metrics_url = self._with_metrics(command.argv())
+            child = self.spawn(name, argv)
+            child.metrics_url = metrics_url
+            started.append(child)
         self.workers.setdefault(provider, []).extend(started)
         return started
+
+    def _with_metrics(self, argv: list[str]) -> tuple[list[str], str]:
+        """A worker's command serving its metrics on a free port of the API's interface."""
+        host = self.options.api_host
+        port = free_port(host)
+        argv = [*argv, "--metrics-port", str(port), "--metrics-host", host]
+        return argv, f"http://{host}:{port}/metrics"
 
     def start_webhook_workers(self, concurrency: int = 8) -> Child:
         """The webhook delivery pool (one process: deliveries are few and mostly waiting)."""
         name = f"webhooks.{self._tag}0"
         command = roles.webhook_worker(concurrency=concurrency, name=name, loglevel="WARNING")
-        child = self.spawn("worker-webhooks-0", command.argv())
+        argv, metrics_url = self._with_metrics(command.argv())
+        child = self.spawn("worker-webhooks-0", argv)
+        child.metrics_url = metrics_url
         self.workers.setdefault("webhooks", []).append(child)
         return child
 

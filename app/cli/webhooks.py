@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from app.cli.options import MetricsHost, MetricsPort
 from app.config import get_settings
 from app.embedded import resolve_urls
 from app.errors import InvalidInput, Unavailable
@@ -19,6 +20,8 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Concurrent deliveries (threads).")] = 8,
     name: Annotated[str | None, typer.Option(help="Worker node name.")] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = None,
 ) -> None:
     """Run a webhook delivery pool: the webhooks queue (and maintenance: the outbox sweep)."""
     settings = get_settings()
@@ -35,9 +38,11 @@ def worker(
     os.environ["SWITCHBOARD_WORKER_CONCURRENCY"] = str(concurrency)
     get_settings.cache_clear()
 
+    from app.metrics.worker import serve
     from app.webhooks.outbox import WEBHOOKS_QUEUE
     from workers.celery_app import MAINTENANCE_QUEUE, celery_app
 
+    serve(get_settings(), port=metrics_port, host=metrics_host)  # before the pool: it blocks
     celery_app.worker_main(
         [
             "worker",

@@ -597,6 +597,8 @@ class RollupWatermarkRow(Base):
 
 # Reports read finished jobs by time (the live tail and the rollup's recomputed hours).
 Index("ix_jobs_finished_at", JobRow.finished_at, postgresql_where=text("finished_at IS NOT NULL"))
+# The latest failures (the dashboard): failed jobs only, however many succeeded around them.
+Index("ix_jobs_failed_finished_at", JobRow.finished_at, postgresql_where=text("status = 'failed'"))
 
 job_rollups = cast(Table, JobRollupRow.__table__)
 latency_rollups = cast(Table, LatencyRollupRow.__table__)

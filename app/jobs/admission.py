@@ -64,6 +64,7 @@ class Permit:
     taken: tuple[tuple[Need, LimitKind, bool], ...] = ()  # (need, kind, provider-level?)
     prompt_estimate: int = 0
     max_out: int = 0
+    waited_s: float = 0.0  # slept in the slot for these tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +119,9 @@ class Admission:
             if isinstance(result, Grant):
                 if result.delay_s > 0:
                     self.sleep(result.delay_s)
+                    waited += result.delay_s
                 return Permit(
-                    ordered[result.candidate], tuple(plans[result.candidate]), prompt, out
+                    ordered[result.candidate], tuple(plans[result.candidate]), prompt, out, waited
                 )
             if isinstance(result, Impossible):
                 return TooLarge(result.reason)

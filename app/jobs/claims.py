@@ -29,6 +29,7 @@ class Claim:
     created_at: datetime
     notify: bool = False  # its outcome may send webhook events
     kind: str = "chat"  # or "embedding"
+    queue_wait_s: float | None = None  # claimed this long after it was (last) queued
 
     @property
     def model_id(self) -> str:
@@ -41,7 +42,8 @@ _CLAIM = f"""UPDATE jobs SET status = 'running', claim_token = claim_token + 1,
         lease_until = now() + make_interval(secs => %(lease_s)s)
     WHERE id = %(job_id)s AND status IN ({_SOURCES})
     RETURNING id, claim_token, request, models, chain_index, priority, provider, batch_id,
-        deadline_at, attempt_count, created_at, notify, kind"""
+        deadline_at, attempt_count, created_at, notify, kind,
+        extract(epoch FROM now() - queued_at)::float8 AS queue_wait_s"""
 
 
 def claim_job(conn: psycopg.Connection[Any], job_id: str, *, lease_s: float) -> Claim | None:
@@ -64,4 +66,5 @@ def claim_job(conn: psycopg.Connection[Any], job_id: str, *, lease_s: float) -> 
         created_at=row["created_at"],
         notify=row["notify"],
         kind=row["kind"],
+        queue_wait_s=row["queue_wait_s"],
     )

@@ -12,6 +12,7 @@ from app.api.deps import IdempotencyKey, ReadSession, UnitOfWork
 from app.api.errors import documented
 from app.db.tables import AttemptRow, JobRow
 from app.embeddings.vectors import Encoding, with_vectors
+from app.jobs.observer import JobEnd
 from app.jobs.schemas import (
     AttemptOut,
     EmbeddingsOut,
@@ -28,6 +29,7 @@ from app.jobs.service import cancel_job, get_job, job_attempts, list_jobs
 from app.jobs.states import JobStatus
 from app.jobs.submission import Submitter
 from app.ledger.cost import format_usd
+from app.metrics.api import CurrentMetrics
 
 log = logging.getLogger(__name__)
 EMBEDDING = "embedding"
@@ -105,10 +107,16 @@ def read_job(
     summary="Cancel a job that has not started (queued or waiting)",
     responses=documented(409),
 )
-def cancel(job_id: JobId, caller: CurrentCaller, uow: UnitOfWork) -> JobOut:
+def cancel(
+    job_id: JobId, caller: CurrentCaller, uow: UnitOfWork, metrics: CurrentMetrics
+) -> JobOut:
     with uow() as session:
-        job = cancel_job(session, job_id, tenant_id=caller.scope())
-        return job_out(job, job_attempts(session, job_id))
+        job, cancelled = cancel_job(session, job_id, tenant_id=caller.scope())
+        out = job_out(job, job_attempts(session, job_id))
+    if cancelled:
+        model = job.models[job.chain_index]
+        metrics.ended(JobEnd("cancelled", job.provider, model, job.priority, job.created_at))
+    return out
 
 
 def job_out(job: JobRow, attempts: list[AttemptRow] | None) -> JobOut:

@@ -9,6 +9,8 @@ the tokens, report to the breakers, disable a rejected key; 6. decide
 (``app.routing.decision``) and record. Everything that moves the job goes through
 ``app.ledger.record`` under the claim token, and whatever must be published (a fallback onto
 another provider's queue, a delayed retry) is published only after that record committed.
+The runtime's observer (``app.jobs.observer``) hears of each claim, admission and committed
+outcome.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from app.jobs.admission import Admission, Permit, TooLarge, Wait
 from app.jobs.attempts import Stopwatch, attempt_row, chat_call, result_document
 from app.jobs.claims import Claim, claim_job
 from app.jobs.delayed import DelayedJobs
+from app.jobs.observer import JobObserver, Unobserved
 from app.jobs.service import Dispatcher, JobRef
 from app.ledger.cost import cost_usd
 from app.ledger.record import (
@@ -96,6 +99,7 @@ class Runtime:
     # Webhook events the outcome wrote to the outbox go out at once through this; if it
     # fails, the webhook sweep publishes them later (app/webhooks/outbox.py).
     publish_events: Callable[[tuple[str, ...]], None] = lambda event_ids: None
+    observer: JobObserver = field(default_factory=Unobserved)  # e.g. the worker's metrics
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     attempt_timeout_s: float = 60.0
     lease_margin_s: float = 30.0
@@ -128,6 +132,7 @@ def run_job(rt: Runtime, job_id: str) -> None:
     if claim is None:
         log.debug("job %s is not queued any more; message dropped", job_id)
         return
+    rt.observer.claimed(claim)
     while claim is not None:
         claim = _attempt(rt, claim)
 
@@ -163,6 +168,7 @@ def _attempt(rt: Runtime, claim: Claim) -> Claim | None:
     admitted = rt.admission.admit(
         target.provider, model, keys, claim.request, claim.priority, calls=calls
     )
+    rt.observer.admitted(target.provider.name, admitted)
     if isinstance(admitted, TooLarge):
         _route_around(rt, claim, registry, target, watch, RATE_LIMIT, admitted.reason)
         return None
@@ -462,6 +468,7 @@ def _finish(
         rt.dispatcher.publish([JobRef(claim.id, outcome.provider, claim.priority)])
     elif isinstance(outcome, Waiting):
         rt.delayed.add(claim.id, outcome.not_before.timestamp())
+    rt.observer.recorded(claim, outcome, attempt)
     return True
 
 

@@ -31,6 +31,7 @@ from app.batches.expiry import stop_due_batches
 from app.constants import LIVE_MESSAGES_KEY, RECONCILE_LOCK_KEY
 from app.db.raw import autocommit
 from app.files.service import purge_expired
+from app.jobs.observer import JobEnd, JobObserver, Unobserved
 from app.jobs.service import Dispatcher, JobRef
 from app.ledger.record import Failed, record
 from app.routing.decision import DEADLINE
@@ -64,7 +65,8 @@ WHERE id IN (
 RETURNING id, provider, priority"""
 
 _PAST_DEADLINE = """
-SELECT id FROM jobs WHERE status IN ('queued', 'waiting') AND deadline_at < now()
+SELECT id, provider, models[chain_index + 1], priority, created_at FROM jobs
+WHERE status IN ('queued', 'waiting') AND deadline_at < now()
 ORDER BY deadline_at LIMIT %(limit)s"""
 
 _OVERDUE_WAITING = """
@@ -93,12 +95,14 @@ class Reconciler:
         *,
         grace_s: float = 30.0,
         lock_s: float = 120.0,
+        observer: JobObserver | None = None,
     ) -> None:
         self.engine = engine
         self.redis = client
         self.dispatcher = dispatcher
         self.grace_s = grace_s
         self.lock_s = lock_s
+        self.observer = observer or Unobserved()
 
     def run(self) -> ReconcileReport:
         """One pass, unless another one is running somewhere."""
@@ -123,10 +127,12 @@ class Reconciler:
 
             # Before deadlines: a batch's jobs past its window end as ``batch_expired``.
             report.batch_requests_stopped = stop_due_batches(conn)
-            for (job_id,) in conn.execute(_PAST_DEADLINE, {"limit": CHUNK}).fetchall():
+            rows = conn.execute(_PAST_DEADLINE, {"limit": CHUNK}).fetchall()
+            for job_id, provider, model, priority, created_at in rows:
                 failed = Failed(DEADLINE, "the job's deadline passed before it could run")
                 if record(conn, job_id, failed, only_from=("queued", "waiting")).moved:
                     report.deadlines += 1
+                    self.observer.ended(JobEnd("failed", provider, model, priority, created_at))
 
             refs = _refs(
                 conn.execute(_OVERDUE_WAITING, {"limit": CHUNK, "grace_s": self.grace_s}).fetchall()

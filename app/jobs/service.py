@@ -287,10 +287,11 @@ def job_attempts(session: Session, job_id: str) -> list[AttemptRow]:
     )
 
 
-def cancel_job(session: Session, job_id: str, *, tenant_id: str | None) -> JobRow:
+def cancel_job(session: Session, job_id: str, *, tenant_id: str | None) -> tuple[JobRow, bool]:
     """Cancel a job no worker holds; a running one is left to finish (409 ``job_running``),
     and a finished one stays as it ended (409 ``job_finished``). Its budget reservation is
-    released in the same statement (app/ledger/record.py)."""
+    released in the same statement (app/ledger/record.py). Returns the job and whether this
+    call cancelled it (False: it was cancelled already)."""
     job = get_job(session, job_id, tenant_id=tenant_id)
     raw = session.connection().connection.driver_connection
     assert raw is not None
@@ -309,4 +310,4 @@ def cancel_job(session: Session, job_id: str, *, tenant_id: str | None) -> JobRo
             + ("it is being served and cannot be cancelled" if running else "it has ended"),
             code="job_running" if running else "job_finished",
         )
-    return job
+    return job, moved

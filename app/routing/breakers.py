@@ -33,6 +33,11 @@ never cached, and ``record_failure`` / ``force_open`` / ``reset`` drop this proc
 for their targets at once. Successes need reporting only when the verdict was ``dirty`` or a
 ``probe``: a clean, closed breaker has nothing to reset.
 
+Every change of state is decided inside a script, which says what it changed; the
+``on_transition`` callback hears each one as (target, from, to): closed → open, open →
+half-open (when the first probe of an open period is let through), half-open → open or
+closed, and any → closed on ``reset``. The workers count them as metrics.
+
 Redis layout (under ``BREAKER_PREFIX``): ``state:<target>`` hashes (see
 ``app.routing.breaker_scripts``) and a ``known`` set of targets with any state, for ``all()``.
 """
@@ -41,7 +46,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -116,6 +121,17 @@ class Verdict:
 
 CLEAN = Verdict(allowed=True, blocked_by=None, probe=False, dirty=False)
 
+# A breaker changed state: (target, from, to).
+Transition = Callable[[str, BreakerState, BreakerState], None]
+
+# What the scripts answer, per target, as (from, to); other characters: no change.
+_MOVED = {
+    "o": (BreakerState.CLOSED, BreakerState.OPEN),
+    "r": (BreakerState.HALF_OPEN, BreakerState.OPEN),
+    "c": (BreakerState.HALF_OPEN, BreakerState.CLOSED),
+}
+_WAS = {"c": BreakerState.CLOSED, "h": BreakerState.HALF_OPEN, "o": BreakerState.OPEN}
+
 
 class CircuitBreakers:
     """The breakers of every target, shared through ``client``; one instance per process.
@@ -125,15 +141,22 @@ class CircuitBreakers:
     """
 
     def __init__(
-        self, client: redis.Redis, policy: BreakerPolicy = BreakerPolicy(), *, cache_s: float = 0.25
+        self,
+        client: redis.Redis,
+        policy: BreakerPolicy = BreakerPolicy(),
+        *,
+        cache_s: float = 0.25,
+        on_transition: Transition | None = None,
     ) -> None:
         self.policy = policy
         self.cache_s = cache_s
         self._redis = client
+        self.on_transition = on_transition
         self._check = client.register_script(scripts.CHECK)
         self._failure = client.register_script(scripts.FAILURE)
         self._success = client.register_script(scripts.SUCCESS)
         self._force_open = client.register_script(scripts.FORCE_OPEN)
+        self._reset = client.register_script(scripts.RESET)
         self._peek = client.register_script(scripts.PEEK)
         # target -> time.monotonic() until which it is known closed with no failures.
         self._clean_until: dict[str, float] = {}
@@ -151,7 +174,8 @@ class CircuitBreakers:
     def record_success(self, targets: Sequence[str]) -> None:
         """A call to ``targets`` succeeded: closes half-open breakers, clears failure counts."""
         if targets:
-            self._success(keys=[*_keys(targets), REGISTRY_KEY], args=list(targets))
+            moved = self._success(keys=[*_keys(targets), REGISTRY_KEY], args=list(targets))
+            self._moved(targets, moved)
 
     def record_failure(self, targets: Sequence[str], reason: str) -> None:
         """A call to ``targets`` failed in a way that counts (see the module docstring)."""
@@ -159,7 +183,7 @@ class CircuitBreakers:
             return
         self._forget(targets)
         p = self.policy
-        self._failure(
+        moved = self._failure(
             keys=[*_keys(targets), REGISTRY_KEY],
             args=[
                 p.failure_threshold,
@@ -169,28 +193,35 @@ class CircuitBreakers:
                 *targets,
             ],
         )
+        self._moved(targets, moved)
 
     def force_open(self, target: str, seconds: float, reason: str) -> None:
         """Open ``target`` for ``seconds`` whatever its counts (e.g. a model that is gone)."""
         if not seconds > 0:
             raise InvalidInput("a breaker can only be opened for a positive time", param="seconds")
         self._forget([target])
-        self._force_open(
+        was = self._force_open(
             keys=[STATE_PREFIX + target, REGISTRY_KEY],
             args=[seconds, reason[:MAX_REASON_CHARS], target, self.policy.cooldown_s],
         )
+        self._changed(target, _WAS[_text(was)], BreakerState.OPEN)
 
     def reset(self, target: str) -> None:
         """Close ``target`` now, forgetting its failures and back-off (an operator's override)."""
         self._forget([target])
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(STATE_PREFIX + target)
-            pipe.srem(REGISTRY_KEY, target)
-            pipe.execute()
+        was = self._reset(keys=[STATE_PREFIX + target, REGISTRY_KEY], args=[target])
+        self._changed(target, _WAS[_text(was)], BreakerState.CLOSED)
 
     def status(self, target: str) -> BreakerStatus:
         """``target``'s breaker as it stands now (closed and clean when it has no state)."""
         return self._statuses([target])[0]
+
+    def statuses(self, targets: Sequence[str] = ()) -> list[BreakerStatus]:
+        """``targets``' breakers and every other one with any state, sorted by target (a
+        target with no state is closed and clean)."""
+        members: Any = self._redis.smembers(REGISTRY_KEY)
+        every = sorted(set(targets) | {_text(m) for m in members})
+        return self._statuses(every) if every else []
 
     def all(self) -> list[BreakerStatus]:
         """Every breaker with any state (not closed-and-clean), sorted by target, for the API."""
@@ -210,13 +241,26 @@ class CircuitBreakers:
             return CLEAN
         invalidations = self._invalidations
         asked_at = time.monotonic()
-        allowed, blocked, probe, dirty, clean = self._check(
+        allowed, blocked, probe, dirty, clean, first_probe = self._check(
             keys=_keys(targets), args=[self.policy.probe_lease_s, 1 if take_probe else 0]
         )
         if not allowed:
             return Verdict(False, targets[int(blocked) - 1], probe=False, dirty=False)
         self._remember_clean(targets, _text(clean), asked_at, invalidations)
+        if probe and take_probe:
+            for target, flag in zip(targets, _text(first_probe), strict=True):
+                if flag == "1":
+                    self._changed(target, BreakerState.OPEN, BreakerState.HALF_OPEN)
         return Verdict(True, None, probe=bool(probe), dirty=bool(dirty))
+
+    def _moved(self, targets: Sequence[str], answer: bytes | str) -> None:
+        for target, code in zip(targets, _text(answer), strict=True):
+            if code in _MOVED:
+                self._changed(target, *_MOVED[code])
+
+    def _changed(self, target: str, was: BreakerState, now: BreakerState) -> None:
+        if self.on_transition is not None and was is not now:
+            self.on_transition(target, was, now)
 
     def _all_cached_clean(self, targets: Sequence[str]) -> bool:
         now = time.monotonic()

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -187,6 +188,8 @@ class Deliverer:
     policy: RetryPolicy
     lease_s: float = 60.0
     total_s: float = 10.0
+    # Hears each recorded try: (the event's new status, the try's number, its seconds).
+    on_try: Callable[[str, int, float], None] = field(default=lambda status, number, s: None)
 
     def __post_init__(self) -> None:
         self._sessions = make_sessionmaker(self.engine)
@@ -250,4 +253,5 @@ class Deliverer:
         with autocommit(self.engine) as conn, conn.transaction():
             conn.execute(_ATTEMPT, params)
             conn.execute(_SETTLE, params)
+        self.on_try(status, number, answer.latency_ms / 1000)
         return status
