@@ -1,7 +1,7 @@
 """Index failed jobs by finished_at, so the latest failures read only failed jobs.
 
-Revision ID: 0009m
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-23 09:00:00.000000
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009m"
-down_revision: str | None = "0008"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

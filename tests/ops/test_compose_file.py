@@ -25,9 +25,6 @@ from tests.ops.support import COMPOSE_ENV, COMPOSE_FILE, ROOT, compose_config
 
 IMAGE = "switchboard:latest"
 PROVIDERS = sorted(load_catalog().providers)
-# Read by the metrics servers of the parallel metrics work (the API's /metrics and each worker's
-# :<port>/metrics), which `Settings` gains when that work is merged.
-METRICS_CONTRACT_ENV = {"SWITCHBOARD_METRICS_PORT", "SWITCHBOARD_METRICS_TOKEN"}
 
 
 def _mounts(service: dict[str, Any]) -> dict[str, str]:
@@ -166,7 +163,7 @@ def settings_variables() -> set[str]:
 
 def test_compose_passes_only_variables_that_are_read(compose: dict[str, Any]) -> None:
     provider_keys = {p.api_key_env for p in load_catalog().providers.values() if p.api_key_env}
-    known = settings_variables() | provider_keys | METRICS_CONTRACT_ENV
+    known = settings_variables() | provider_keys
     for name, service in switchboard_services(compose).items():
         assert set(service.get("environment", {})) <= known, name
 
