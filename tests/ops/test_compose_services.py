@@ -95,6 +95,9 @@ class Host:
         }
         for name, value in service.get("environment", {}).items():
             env[name] = self.urls.get(name) or self.word(str(value))
+        if "SWITCHBOARD_METRICS_PORT" in env:
+            # Every container has its own :9101; processes sharing this machine need one each.
+            env["SWITCHBOARD_METRICS_PORT"] = str(free_port())
         return env
 
 
@@ -158,6 +161,18 @@ def deployed(stack: Stack, compose: dict[str, Any]) -> Iterator[Deployment]:
 def test_every_service_becomes_healthy_by_its_own_healthcheck(deployed: Deployment) -> None:
     assert set(deployed.containers) == {"migrate", *SERVICES}
     assert all(deployed.containers[name].process.poll() is None for name in SERVICES)
+
+
+def test_every_worker_pool_serves_its_metrics_where_compose_says(deployed: Deployment) -> None:
+    pools = {n: c for n, c in deployed.containers.items() if "SWITCHBOARD_METRICS_PORT" in c.env}
+    assert {n for n in pools if n.startswith("worker-")} == {
+        n for n in SERVICES if n.startswith("worker-")
+    }
+    for name, container in pools.items():
+        port = container.env["SWITCHBOARD_METRICS_PORT"]
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert scraped.status_code == 200, name
+        assert "switchboard_process_" in scraped.text, name
 
 
 def test_the_api_answers_through_the_compose_pools(deployed: Deployment) -> None:
