@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +17,10 @@ import orjson
 import pytest
 from openai.types import Completion, CreateEmbeddingResponse
 from sqlalchemy import Engine, text
+from typer.testing import CliRunner
 
+from app.cli.main import cli
+from app.client import SwitchboardAPIError
 from app.simulator.tokens import embedding, text_tokens
 from tests.batches.conftest import Tenant, jsonl
 from tests.batches.conftest import request as chat_line
@@ -28,6 +32,7 @@ EMBEDDINGS, COMPLETIONS = "/v1/embeddings", "/v1/completions"
 SMALL, LARGE = "sim-embed-small", "sim-embed-large"
 PRICES = {SMALL: Decimal("0.02"), LARGE: Decimal("0.13")}  # per million input tokens
 MILLION = Decimal(1_000_000)
+runner = CliRunner(env={"COLUMNS": "200"})
 # An embedding model no worker pool of the test stack serves: its jobs stay queued.
 IDLE_EMBEDDER = "sim-gemini-embed"
 
@@ -443,3 +448,26 @@ def test_a_budget_holds_an_embeddings_batch_at_its_input_tokens(
     settled = api.get(f"/v1/budgets/{budget_id}").json()
     assert (Decimal(settled["spent_usd"]), Decimal(settled["reserved_usd"])) == (cost, 0)
     assert Decimal(tenant.http.get(f"/v1/batches/{batch.id}").json()["cost_usd"]) == cost
+
+
+def test_the_cli_submits_an_embeddings_file_at_the_endpoint_its_lines_name(
+    api_url: str, tmp_path: Path
+) -> None:
+    inputs = texts(2)
+    path = tmp_path / "vectors.jsonl"
+    path.write_bytes(jsonl([embedding_line(f"c{i}", SMALL, [t]) for i, t in enumerate(inputs)]))
+    submitted = runner.invoke(cli, ["submit", str(path), "--wait", "--api", api_url])
+    assert submitted.exit_code == 0, submitted.output
+    batch_id = next(w for w in submitted.output.split() if w.startswith("batch_")).rstrip(":")
+    out = tmp_path / "results.jsonl"
+    written = runner.invoke(cli, ["results", batch_id, "-o", str(out), "--api", api_url])
+    assert written.exit_code == 0, written.output
+    lines = {line["custom_id"]: line for line in map(orjson.loads, out.read_bytes().splitlines())}
+    for i, t in enumerate(inputs):
+        assert np.array_equal(vectors_of(lines[f"c{i}"]["response"]["body"])[0], simulated(t))
+
+    explicit = runner.invoke(
+        cli, ["submit", str(path), "--endpoint", COMPLETIONS, "--api", api_url]
+    )
+    assert isinstance(explicit.exception, SwitchboardAPIError)
+    assert explicit.exception.code == "endpoint_mismatch"  # an explicit endpoint wins
