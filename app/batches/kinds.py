@@ -48,13 +48,21 @@ class LineRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Vectors:
+    """A succeeded embedding job's vectors, and the encoding its line asked them in."""
+
+    matrix: Matrix
+    encoding: Encoding
+
+
+@dataclass(frozen=True, slots=True)
 class EndpointKind:
     kind: str  # jobs.kind
     body: type[BaseModel]  # the endpoint's request body, as its own route validates it
     request: Callable[[Any], LineRequest]  # a validated body → the job's request
     # A succeeded job → the endpoint's response body; ``vectors`` are the job's own (only for
     # rows with ``vectors``, read in bulk by the caller).
-    answer: Callable[[JobRow, Matrix | None], dict[str, Any]]
+    answer: Callable[[JobRow, Vectors | None], dict[str, Any]]
     vectors: bool = False  # answers need the job's vectors (app/embeddings/vectors.py)
     # Switchboard's flat shape (the body's fields beside ``custom_id``), when it is not just
     # ``body`` plus ``custom_id``.
@@ -90,7 +98,8 @@ def _completion(body: CompletionCreate) -> LineRequest:
 
 class EmbeddingLineParams(EmbeddingParams):
     """An embeddings line's job: its request, and the encoding its output line is written in
-    (stored with the request; the worker reads only the inputs and ``dimensions``)."""
+    (stored with the request as ``encoding_format`` when not ``float``; the worker reads only
+    the inputs and ``dimensions``)."""
 
     encoding_format: Encoding = "float"
 
@@ -111,7 +120,7 @@ def _embedding(body: EmbeddingCreate) -> LineRequest:
     return LineRequest(params, body.metadata)
 
 
-def _chat_answer(job: JobRow, _: Matrix | None) -> dict[str, Any]:
+def _chat_answer(job: JobRow, _: Vectors | None) -> dict[str, Any]:
     body = completion(job).model_dump(mode="json")
     for choice in body["choices"]:
         choice["finish_reason"] = openai_finish_reason(
@@ -120,13 +129,13 @@ def _chat_answer(job: JobRow, _: Matrix | None) -> dict[str, Any]:
     return body
 
 
-def _completion_answer(job: JobRow, _: Matrix | None) -> dict[str, Any]:
+def _completion_answer(job: JobRow, _: Vectors | None) -> dict[str, Any]:
     return text_completion(job).model_dump(mode="json")
 
 
-def _embedding_answer(job: JobRow, vectors: Matrix | None) -> dict[str, Any]:
+def _embedding_answer(job: JobRow, vectors: Vectors | None) -> dict[str, Any]:
     assert vectors is not None  # stored in the transaction that recorded the success
-    return embedding_list(job, vectors, job.request.get("encoding_format", "float"))
+    return embedding_list(job, vectors.matrix, vectors.encoding)
 
 
 CHAT_ENDPOINT = "/v1/chat/completions"

@@ -16,8 +16,10 @@ read; a finished job never changes, so neither does its line. A finish reason is
 (``end_turn`` is ``stop``), so OpenAI's own types parse every body.
 
 An embeddings batch's vectors are read from ``embeddings`` a group of jobs at a time (one query
-per group), the group cut at ``VECTOR_BYTES_PER_READ``: a 50,000-line file streams in bounded
-memory. Serialise lines with ``app.embeddings.vectors.dumps`` (vectors stay numpy rows).
+per group, with the encoding each line asked for), the group cut at ``VECTOR_BYTES_PER_READ``:
+a 50,000-line file streams in bounded memory. No line needs its job's ``request`` (often the
+largest column), so the readers leave it unloaded. Serialise lines with
+``app.embeddings.vectors.dumps`` (vectors stay numpy rows).
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.batches.kinds import EndpointKind, endpoint_kind
+from app.batches.kinds import EndpointKind, Vectors, endpoint_kind
 from app.batches.stop import EXPIRED
 from app.chat.answers import failure
-from app.db.tables import JobRow
-from app.embeddings.vectors import FLOAT32, Matrix, load_many
+from app.db.tables import EmbeddingRow, JobRow
+from app.embeddings.vectors import FLOAT32, unpack
 from app.ledger.cost import format_usd
 from app.routing.decision import DEADLINE
 
@@ -57,12 +60,12 @@ def result_lines(
             yield result_line(job, kind)
         return
     for group in _groups(jobs):
-        vectors = load_many(session, [job.id for job in group if _succeeded(job)])
+        vectors = _vectors(session, [job.id for job in group if _succeeded(job)])
         for job in group:
             yield result_line(job, kind, vectors.get(job.id))
 
 
-def result_line(job: JobRow, kind: EndpointKind, vectors: Matrix | None = None) -> dict[str, Any]:
+def result_line(job: JobRow, kind: EndpointKind, vectors: Vectors | None = None) -> dict[str, Any]:
     """The job's line: in the output file if it succeeded, else in the error file."""
     if _succeeded(job):
         return output_line(job, kind.answer(job, vectors))
@@ -115,6 +118,32 @@ def _groups(jobs: Iterable[JobRow]) -> Iterator[list[JobRow]]:
         held += size
     if group:
         yield group
+
+
+_ENCODING = JobRow.request["encoding_format"].astext  # kept by app.batches.kinds
+
+
+def _vectors(session: Session, job_ids: list[str]) -> dict[str, Vectors]:
+    """The jobs' vectors and the encoding each line asked for, in one query."""
+    if not job_ids:
+        return {}
+    rows = session.execute(
+        select(
+            EmbeddingRow.job_id,
+            EmbeddingRow.vectors,
+            EmbeddingRow.count,
+            EmbeddingRow.dimensions,
+            _ENCODING,
+        )
+        .join(JobRow, JobRow.id == EmbeddingRow.job_id)
+        .where(EmbeddingRow.job_id.in_(job_ids))
+    )
+    return {
+        job_id: Vectors(
+            unpack(bytes(data), count, dimensions), "base64" if asked == "base64" else "float"
+        )
+        for job_id, data, count, dimensions, asked in rows
+    }
 
 
 def _vector_bytes(job: JobRow) -> int:

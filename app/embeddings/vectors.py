@@ -107,20 +107,6 @@ def load(session: Session, job_id: str) -> Matrix | None:
     return unpack(bytes(data), count, dimensions)
 
 
-def load_many(session: Session, job_ids: Sequence[str]) -> dict[str, Matrix]:
-    """The vectors of several jobs in one query, by job id (jobs without any are left out)."""
-    if not job_ids:
-        return {}
-    rows = session.execute(
-        select(
-            EmbeddingRow.job_id, EmbeddingRow.vectors, EmbeddingRow.count, EmbeddingRow.dimensions
-        ).where(EmbeddingRow.job_id.in_(list(job_ids)))
-    )
-    return {
-        job_id: unpack(bytes(data), count, dimensions) for job_id, data, count, dimensions in rows
-    }
-
-
 def with_vectors(session: Session, job: JobOut, encoding: Encoding) -> Response:
     """``GET /v1/jobs/{id}?vectors=…``: the job with its vectors, written straight from the
     stored bytes (a pydantic list of millions of floats would take seconds)."""
