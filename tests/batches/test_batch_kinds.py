@@ -185,6 +185,25 @@ def test_an_embeddings_file_batch_answers_what_post_embeddings_answers(
     assert file.bytes == len(tenant.sdk.files.content(file.id).content)
 
 
+def test_an_embeddings_line_that_fails_is_in_the_error_file_as_the_endpoint_answers_it(
+    tenant: Tenant,
+) -> None:
+    too_long = "x" * 40_000  # past the model's 8,191-token window
+    lines = [embedding_line("ok", SMALL, texts(1)), embedding_line("long", SMALL, too_long)]
+    batch = tenant.wait(tenant.run(lines, endpoint=EMBEDDINGS).id)
+    assert batch.status == "completed"
+    assert batch.request_counts is not None
+    assert batch.request_counts.model_dump() == {"total": 2, "completed": 1, "failed": 1}
+    assert set(tenant.lines_of(batch.output_file_id)) == {"ok"}
+    failed = tenant.lines_of(batch.error_file_id)["long"]
+    direct = tenant.http.post(EMBEDDINGS, json=lines[1]["body"])
+    assert failed["error"] is None  # an HTTP failure: it is in the response
+    assert failed["response"]["status_code"] == direct.status_code == 400
+    error, same = failed["response"]["body"]["error"], direct.json()["error"]
+    assert (error["code"], error["type"]) == (same["code"], same["type"])
+    assert error["code"] == "context_length_exceeded"
+
+
 def test_an_inline_embeddings_batch_of_lines_and_flat_requests(
     tenant: Tenant, engine: Engine
 ) -> None:
