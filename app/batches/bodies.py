@@ -12,11 +12,28 @@ from pydantic import Field, ValidationError
 from pydantic.config import JsonDict
 
 from app.batches.input import BatchInput, parse_jsonl, parse_requests, validation_error
-from app.batches.kinds import OPENAI_ENDPOINTS, endpoint_kind
-from app.batches.service import CHAT_ENDPOINT, BatchOptions
+from app.batches.kinds import (
+    CHAT_ENDPOINT,
+    ENDPOINTS,
+    MAX_BATCH_EMBEDDING_INPUTS,
+    OPENAI_ENDPOINTS,
+    endpoint_kind,
+)
+from app.batches.service import BatchOptions
+from app.completions.schemas import CompletionCreate
 from app.constants import MAX_BATCH_REQUESTS, Priority
+from app.embeddings.schemas import EmbeddingCreate
 from app.errors import BatchTooLarge, InvalidInput
-from app.jobs.schemas import BatchItem, BatchLine, Metadata, Project, Strict, WebhookUrl
+from app.jobs.schemas import (
+    BatchItem,
+    BatchLine,
+    CustomId,
+    Metadata,
+    Project,
+    StorableRequest,
+    Strict,
+    WebhookUrl,
+)
 
 JSONL_TYPES = {"application/jsonl", "application/x-ndjson", "application/x-jsonlines", "text/jsonl"}
 # OpenAI's limits on how long output files are kept.
@@ -39,9 +56,7 @@ class BatchEnvelope(Strict):
     input_file_id: FileId | None = Field(
         default=None, description="An uploaded file (`POST /v1/files`, purpose `batch`)."
     )
-    endpoint: Endpoint = Field(
-        default=CHAT_ENDPOINT, description="Every request's `url`; `/v1/chat/completions`."
-    )
+    endpoint: Endpoint = Field(default=CHAT_ENDPOINT, description="Every request's `url`.")
     completion_window: Literal["24h"] = "24h"
     metadata: Metadata | None = None
     output_expires_after: ExpiresAfter | None = Field(
@@ -54,16 +69,41 @@ class BatchEnvelope(Strict):
     )
 
 
+class EmbeddingsBatchLine(StorableRequest):
+    """One line of an OpenAI batch input file for ``/v1/embeddings``."""
+
+    custom_id: CustomId
+    method: Literal["POST"] = "POST"
+    url: Literal["/v1/embeddings"]
+    body: EmbeddingCreate
+
+
+class CompletionsBatchLine(StorableRequest):
+    """One line of an OpenAI batch input file for ``/v1/completions``."""
+
+    custom_id: CustomId
+    method: Literal["POST"] = "POST"
+    url: Literal["/v1/completions"]
+    body: CompletionCreate
+
+
+BatchRequestDoc = BatchItem | BatchLine | EmbeddingsBatchLine | CompletionsBatchLine
+_SERVED = ", ".join(f"`{e}`" for e in sorted(ENDPOINTS))
+
+
 class BatchCreate(BatchEnvelope):
     """Documentation of the JSON body: inline requests (flat, or OpenAI batch lines) or the
     id of an uploaded file of OpenAI batch lines."""
 
-    requests: (
-        Annotated[list[BatchItem | BatchLine], Field(max_length=MAX_BATCH_REQUESTS)] | None
-    ) = None
+    requests: Annotated[list[BatchRequestDoc], Field(max_length=MAX_BATCH_REQUESTS)] | None = Field(
+        default=None,
+        description="OpenAI batch lines whose `url` is the `endpoint`, or flat requests: the "
+        "endpoint's body plus `custom_id`. An `/v1/embeddings` batch holds at most "
+        f"{MAX_BATCH_EMBEDDING_INPUTS:,} inputs across its requests.",
+    )
     endpoint: Endpoint = Field(
         default=CHAT_ENDPOINT,
-        description="Every request's `url`; only `/v1/chat/completions` is served so far.",
+        description=f"Every request's `url`; served: {_SERVED}.",
         json_schema_extra=cast(JsonDict, {"enum": sorted(OPENAI_ENDPOINTS)}),
     )
 

@@ -21,13 +21,15 @@ from app.api.publish import publish_after_commit
 from app.api.state import ApiState
 from app.batches.bodies import JSONL_TYPES, BatchBody, BatchCreate, from_json, from_jsonl
 from app.batches.files import read_input_file
-from app.batches.lines import result_line
+from app.batches.kinds import ENDPOINTS
+from app.batches.lines import result_lines
 from app.batches.reading import batch_object, get_batch, iter_results, list_batches, result_page
 from app.batches.schemas import BatchList, BatchOut
 from app.batches.service import SubmittedBatch, submit_batch
 from app.batches.stop import CANCELLED, stop_batch
 from app.chat.endpoints import OpenAIErrors
 from app.db.engine import unit_of_work
+from app.embeddings.vectors import dumps
 from app.errors import Conflict, InvalidInput
 from app.policies.endpoints import Policies
 from app.policies.rules import Policy
@@ -75,6 +77,13 @@ _BODY_DOC: dict[str, Any] = {
             "required": False,
             "schema": {"type": "string"},
             "description": "For JSONL bodies: a JSON object.",
+        },
+        {
+            "name": "endpoint",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": sorted(ENDPOINTS)},
+            "description": "For JSONL bodies: every line's `url` (default /v1/chat/completions).",
         },
     ],
 }
@@ -241,20 +250,21 @@ def read_results(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     format: Annotated[Literal["json", "jsonl"], Query()] = "json",
 ) -> Response:
-    get_batch(session, batch_id, tenant_id=caller.scope())
+    endpoint = get_batch(session, batch_id, tenant_id=caller.scope()).endpoint
     if format == "jsonl":
-        return StreamingResponse(_jsonl(state, batch_id), media_type="application/jsonl")
+        return StreamingResponse(_jsonl(state, batch_id, endpoint), media_type="application/jsonl")
     rows, more = result_page(session, batch_id, after=after, limit=limit)
-    page = ResultPage(
-        data=[result_line(r) for r in rows],
-        first_id=rows[0].id if rows else None,
-        last_id=rows[-1].id if rows else None,
-        has_more=more,
-    )
-    return Response(page.model_dump_json(), media_type="application/json")
+    page = {
+        "object": "list",
+        "data": list(result_lines(session, endpoint, rows)),
+        "first_id": rows[0].id if rows else None,
+        "last_id": rows[-1].id if rows else None,
+        "has_more": more,
+    }
+    return Response(dumps(page), media_type="application/json")
 
 
-def _jsonl(state: ApiState, batch_id: str) -> Iterator[bytes]:
+def _jsonl(state: ApiState, batch_id: str, endpoint: str) -> Iterator[bytes]:
     with state.sessions() as session:
-        for job in iter_results(session, batch_id):
-            yield orjson.dumps(result_line(job)) + b"\n"
+        for line in result_lines(session, endpoint, iter_results(session, batch_id)):
+            yield dumps(line) + b"\n"

@@ -3,9 +3,10 @@ that name the line or field.
 
 Every source is read by the same code: a request is an OpenAI batch line (``custom_id``,
 ``method``, ``url``, ``body``; the body checked by the batch endpoint's own schema, see
-``kinds``) or Switchboard's flat shape (the chat body plus ``custom_id``). Inline sources stop at
-the first problem (a 400); a file's problems are all collected, as OpenAI reports them on the
-failed batch.
+``kinds``) or Switchboard's flat shape (the endpoint's body plus ``custom_id``; for chat also
+``prompt``, ``strategy``...). Inline sources stop at the first problem (a 400); a file's problems
+are all collected, as OpenAI reports them on the failed batch. A batch too large (requests, or
+an embeddings batch's inputs) is refused whole (a 413), whatever its source.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from app.batches.kinds import OPENAI_ENDPOINTS, endpoint_kind
+from app.batches.kinds import OPENAI_ENDPOINTS, EndpointKind, LineRequest, endpoint_kind
 from app.errors import BatchTooLarge, InvalidInput
-from app.jobs.schemas import BatchItem, ChatParams, CustomId, StorableRequest
+from app.jobs.schemas import CustomId, RoutedRequest, StorableRequest
 
 
 @dataclass(frozen=True, slots=True)
 class BatchRequest:
-    params: ChatParams
+    params: RoutedRequest
     custom_id: str | None
     metadata: dict[str, str] | None
     where: str = ""  # the prefix that names this request's body fields in errors
@@ -67,17 +68,38 @@ class _Envelope(StorableRequest):
     body: dict[str, Any]
 
 
+class _FlatId(StorableRequest):
+    custom_id: CustomId | None = None
+
+
 def parse_item(raw: Any, *, prefix: str, line: int | None, endpoint: str) -> BatchRequest:
     """One batch request: an OpenAI batch line (``body``) or Switchboard's flat shape."""
     if isinstance(raw, dict) and ({"body", "url", "method"} & raw.keys()):
         return _openai_line(raw, prefix, line, endpoint)
     if not isinstance(raw, dict):
         raise at_line(InvalidInput("a request must be a JSON object", param=prefix or None), line)
+    kind = endpoint_kind(endpoint)
     try:
-        parsed = BatchItem.model_validate(raw)
+        if kind.flat is not None:
+            parsed = kind.flat.model_validate(raw)
+            return BatchRequest(parsed, parsed.custom_id, parsed.metadata, prefix)
+        named = _FlatId.model_validate({"custom_id": raw.get("custom_id")})
     except ValidationError as err:
         raise validation_error(err, prefix=prefix, line=line) from None
-    return BatchRequest(parsed, parsed.custom_id, parsed.metadata, prefix)
+    body = {k: v for k, v in raw.items() if k != "custom_id"}
+    request = _job_request(kind, body, prefix, line)
+    return BatchRequest(request.params, named.custom_id, request.metadata, prefix)
+
+
+def _job_request(kind: EndpointKind, body: Any, where: str, line: int | None) -> LineRequest:
+    """A body checked by the endpoint's own schema, as the job request it becomes."""
+    try:
+        return kind.request(kind.body.model_validate(body))
+    except ValidationError as err:
+        raise validation_error(err, prefix=where, line=line) from None
+    except InvalidInput as err:
+        err.param = joined(where, err.param) if err.param else where or None
+        raise at_line(err, line) from None
 
 
 def _openai_line(raw: dict[str, Any], prefix: str, line: int | None, endpoint: str) -> BatchRequest:
@@ -99,16 +121,8 @@ def _openai_line(raw: dict[str, Any], prefix: str, line: int | None, endpoint: s
         envelope = _Envelope.model_validate(raw)
     except ValidationError as err:
         raise validation_error(err, prefix=prefix, line=line) from None
-    kind = endpoint_kind(endpoint)
     where = joined(prefix, "body")
-    try:
-        body: BaseModel = kind.body.model_validate(envelope.body)
-        request = kind.request(body)
-    except ValidationError as err:
-        raise validation_error(err, prefix=where, line=line) from None
-    except InvalidInput as err:
-        err.param = joined(where, err.param) if err.param else where
-        raise at_line(err, line) from None
+    request = _job_request(endpoint_kind(endpoint), envelope.body, where, line)
     return BatchRequest(request.params, envelope.custom_id, request.metadata, where)
 
 
@@ -121,6 +135,7 @@ def parse_requests(items: list[Any], *, limit: int, endpoint: str) -> BatchInput
         request = parse_item(raw, prefix=f"requests[{i}]", line=None, endpoint=endpoint)
         _check_unique(request, seen, f"requests[{i}].custom_id", None)
         read.requests.append(request)
+    _check_inputs(read, endpoint)
     return read
 
 
@@ -163,6 +178,7 @@ def read_lines(
             continue
         read.requests.append(request)
         read.lines.append(n)
+    _check_inputs(read, endpoint)
     return read
 
 
@@ -198,6 +214,20 @@ def _check_size(count: int, limit: int) -> None:
         )
     if count == 0:
         raise InvalidInput("the batch has no requests", code="empty_batch", param="requests")
+
+
+def _check_inputs(read: BatchInput, endpoint: str) -> None:
+    """The endpoint's limit on inputs across the batch (embeddings: OpenAI's 50,000)."""
+    kind = endpoint_kind(endpoint)
+    if kind.max_inputs is None:
+        return
+    total = sum(kind.inputs(request.params) for request in read.requests)
+    if total > kind.max_inputs:
+        raise BatchTooLarge(
+            f"a {endpoint} batch holds at most {kind.max_inputs:,} inputs across its requests; "
+            f"this one has {total:,}",
+            param="requests",
+        )
 
 
 def _check_unique(request: BatchRequest, seen: set[str], param: str, line: int | None) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app.batches.lifecycle import ENDED_VALUES
 from app.db.tables import BatchRow, JobRow
@@ -95,6 +95,9 @@ def batch_object(batch: BatchRow, *, job_ids: list[str] | None = None) -> dict[s
 
 
 _TERMINAL = [s.value for s in TERMINAL]
+# A result line never reads its job's request, often the largest column (an embedding job's
+# inputs, a long prompt): it is left in the database.
+_WITHOUT_REQUEST = defer(JobRow.request, raiseload=True)
 
 
 def result_page(
@@ -103,6 +106,7 @@ def result_page(
     """Finished jobs of the batch in id order, after the cursor; and whether more follow."""
     query = (
         select(JobRow)
+        .options(_WITHOUT_REQUEST)
         .where(JobRow.batch_id == batch_id, JobRow.status.in_(_TERMINAL))
         .order_by(JobRow.id)
         .limit(limit + 1)
@@ -120,6 +124,7 @@ def iter_results(
     (a 50,000-job batch is never held whole)."""
     query = (
         select(JobRow)
+        .options(_WITHOUT_REQUEST)
         .where(JobRow.batch_id == batch_id, JobRow.status.in_(list(statuses)))
         .order_by(JobRow.id)
         .execution_options(yield_per=500)

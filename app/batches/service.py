@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.batches.input import BatchInput, BatchRequest, at_line, joined
-from app.batches.kinds import endpoint_kind
+from app.batches.kinds import CHAT_ENDPOINT, endpoint_kind
 from app.budgets.service import applicable, reserve
 from app.budgets.worst_case import worst_case_usd
 from app.constants import DEFAULT_TENANT, Priority
@@ -34,7 +34,6 @@ from app.registry.service import ModelInfo, Registry
 from app.routing.plan import PerformanceSource, Plan, PolicySource, plan_chain
 
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
-CHAT_ENDPOINT = "/v1/chat/completions"
 # A failed batch lists this many line errors, then says how many more there were.
 MAX_LISTED_ERRORS = 100
 

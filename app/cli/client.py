@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.client.http import HttpApi, SwitchboardAPIError
@@ -23,6 +25,21 @@ def default_api_key() -> str | None:
     """``SWITCHBOARD_API_KEY`` (a tenant's key), else the admin key: from
     ``SWITCHBOARD_ADMIN_KEY`` or the data folder of a stack started on this machine."""
     return os.environ.get("SWITCHBOARD_API_KEY") or admin_key(get_settings())
+
+
+def first_url(body: bytes) -> str | None:
+    """The ``url`` of a JSONL body's first line, if it is an OpenAI batch line: the batch's
+    endpoint (the API refuses lines whose ``url`` is another)."""
+    for line in io.BytesIO(body):
+        if not line.strip():
+            continue
+        try:
+            raw = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None  # the API names the line
+        url = raw.get("url") if isinstance(raw, dict) else None
+        return url if isinstance(url, str) else None
+    return None
 
 
 class ApiClient(HttpApi):
@@ -44,12 +61,18 @@ class ApiClient(HttpApi):
         return self.request(method, path, **kwargs)
 
     def submit_jsonl(
-        self, body: bytes, *, priority: str | None = None, idempotency_key: str | None = None
+        self,
+        body: bytes,
+        *,
+        priority: str | None = None,
+        idempotency_key: str | None = None,
+        endpoint: str | None = None,
     ) -> dict[str, Any]:
         headers = {"content-type": "application/x-ndjson"}
         if idempotency_key:
             headers["idempotency-key"] = idempotency_key
-        params = {"priority": priority} if priority else {}
+        given = {"priority": priority, "endpoint": endpoint}
+        params = {k: v for k, v in given.items() if v}
         result: dict[str, Any] = self._request(
             "POST", "/v1/batches", content=body, headers=headers, params=params
         ).json()

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cli import policies
-from app.cli.client import ApiClient
+from app.cli.client import ApiClient, first_url
 from app.cli.keys import keys_cli
 from app.cli.options import MetricsHost, MetricsPort
 from app.cli.reports import install as install_reports
@@ -158,6 +158,13 @@ def submit(
     idempotency_key: Annotated[
         str | None, typer.Option(help="Resubmitting returns the same batch.")
     ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Every line's url: /v1/chat/completions, /v1/embeddings or /v1/completions "
+            "(default: the first line's url)."
+        ),
+    ] = None,
     api: ApiUrl = DEFAULT_API,
 ) -> None:
     """Submit a JSONL file as one batch."""
@@ -166,7 +173,12 @@ def submit(
     except OSError as exc:
         raise InvalidInput(f"cannot read {file}: {exc.strerror}", code="unreadable_file") from None
     with _api(api) as client:
-        batch = client.submit_jsonl(body, priority=priority, idempotency_key=idempotency_key)
+        batch = client.submit_jsonl(
+            body,
+            priority=priority,
+            idempotency_key=idempotency_key,
+            endpoint=endpoint or first_url(body),
+        )
         console.print(f"batch {batch['id']}: {batch['request_counts']['total']} requests queued")
         if wait:
             batch = client.wait_for_batch(batch["id"])

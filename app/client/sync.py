@@ -186,7 +186,8 @@ class Switchboard:
         idempotency_key: str | None = None,
         **fields: Any,
     ) -> dict[str, Any]:
-        """POST /v1/batches with inline ``requests`` (each a chat body plus ``custom_id``)."""
+        """POST /v1/batches with inline ``requests`` (each a chat body plus ``custom_id``; pass
+        ``endpoint="/v1/embeddings"`` or ``"/v1/completions"`` for those endpoints' bodies)."""
         body: dict[str, Any] = {"requests": requests, **fields}
         if priority is not None:
             body["priority"] = priority
@@ -197,14 +198,21 @@ class Switchboard:
         return result
 
     def submit_jsonl(
-        self, body: bytes, *, priority: str | None = None, idempotency_key: str | None = None
+        self,
+        body: bytes,
+        *,
+        priority: str | None = None,
+        idempotency_key: str | None = None,
+        endpoint: str | None = None,
     ) -> dict[str, Any]:
-        """POST /v1/batches with an OpenAI batch input file (JSONL)."""
+        """POST /v1/batches with an OpenAI batch input file (JSONL); ``endpoint`` is every
+        line's ``url`` (the API's default: ``/v1/chat/completions``)."""
         headers = {"content-type": "application/x-ndjson"}
         if idempotency_key:
             headers["idempotency-key"] = idempotency_key
+        params = _params(priority=priority, endpoint=endpoint)
         result: dict[str, Any] = self.api.json(
-            "POST", "/v1/batches", content=body, headers=headers, params=_params(priority=priority)
+            "POST", "/v1/batches", content=body, headers=headers, params=params
         )
         return result
 

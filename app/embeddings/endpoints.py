@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.deps import IdempotencyKey, State
 from app.chat.endpoints import OpenAIErrors, WaitSeconds
+from app.embeddings.answers import embedding_list
 from app.embeddings.schemas import EmbeddingCreate, EmbeddingList
-from app.embeddings.vectors import Matrix, dumps, items, load
+from app.embeddings.vectors import Matrix, dumps, load
 from app.jobs.answered import FAILURES, submit_and_wait
 from app.jobs.answered import job_spec as as_job
 from app.jobs.submission import Submitter
@@ -44,13 +45,7 @@ async def create_embeddings(
         return answered
     job = answered.job
     matrix = await run_in_threadpool(_vectors, state.sessions, job.id)
-    tokens = job.input_tokens or 0
-    document = {
-        "object": "list",
-        "data": items(matrix, body.encoding_format),
-        "model": job.served_model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
+    document = embedding_list(job, matrix, body.encoding_format)
     return Response(dumps(document), media_type="application/json", headers=answered.headers)
 
 

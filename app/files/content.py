@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import orjson
 from sqlalchemy.orm import Session
 
-from app.batches.lines import error_line, output_line
+from app.batches.lines import result_lines
 from app.batches.reading import iter_results
+from app.db.tables import BatchRow
+from app.embeddings.vectors import dumps
 from app.files.service import Listed
 from app.files.storage import chunks
 
-# Which jobs each kind of batch file holds, and how each becomes a line.
+# Which jobs each kind of batch file holds.
 _OUTPUT_STATUSES = ("succeeded",)
 _ERROR_STATUSES = ("failed", "cancelled")
 
@@ -25,11 +26,11 @@ def content(session: Session, listed: Listed) -> Iterator[bytes]:
         yield from chunks(session, row.id)
         return
     assert row.batch_id is not None
-    output = row.kind == "output"
-    render = output_line if output else error_line
-    statuses = _OUTPUT_STATUSES if output else _ERROR_STATUSES
-    for job in iter_results(session, row.batch_id, statuses):
-        yield orjson.dumps(render(job)) + b"\n"
+    statuses = _OUTPUT_STATUSES if row.kind == "output" else _ERROR_STATUSES
+    endpoint = session.get_one(BatchRow, row.batch_id).endpoint
+    jobs = iter_results(session, row.batch_id, statuses)
+    for line in result_lines(session, endpoint, jobs):
+        yield dumps(line) + b"\n"
 
 
 def size(session: Session, listed: Listed) -> int:

@@ -221,7 +221,7 @@ class TestRejectedBatchesWriteNothing:
         assert_rejected(api.post("/v1/batches", json=body), 400, "invalid_request")
 
     def test_an_endpoint_not_served(self, api: httpx.Client) -> None:
-        body = {"requests": [item(0)], "endpoint": "/v1/embeddings"}
+        body = {"requests": [item(0)], "endpoint": "/v1/moderations"}
         response = api.post("/v1/batches", json=body)
         assert_rejected(response, 400, "unsupported_endpoint", param="endpoint")
         assert "/v1/chat/completions" in response.json()["error"]["message"]

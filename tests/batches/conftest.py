@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import openai
@@ -14,6 +14,7 @@ from openai.types import Batch
 
 from tests.conftest import wait_until
 
+Endpoint = Literal["/v1/chat/completions", "/v1/embeddings", "/v1/completions"]
 ENDED = ("completed", "failed", "expired", "cancelled")
 
 
@@ -29,11 +30,13 @@ class Tenant:
         content = lines if isinstance(lines, bytes) else jsonl(lines)
         return self.sdk.files.create(file=("batch.jsonl", content), purpose="batch").id
 
-    def run(self, lines: list[dict[str, Any]], **extra: Any) -> Batch:
-        """Upload ``lines`` and create a chat batch of them, as OpenAI's guide does."""
+    def run(
+        self, lines: list[dict[str, Any]], endpoint: Endpoint = "/v1/chat/completions", **extra: Any
+    ) -> Batch:
+        """Upload ``lines`` and create a batch of them, as OpenAI's guide does."""
         return self.sdk.batches.create(
             input_file_id=self.upload(lines),
-            endpoint="/v1/chat/completions",
+            endpoint=endpoint,
             completion_window="24h",
             **extra,
         )

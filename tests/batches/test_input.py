@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from app.batches.input import numbered_lines, parse_jsonl, read_lines
-from app.errors import InvalidInput
+from app.batches.input import numbered_lines, parse_jsonl, parse_requests, read_lines
+from app.errors import BatchTooLarge, InvalidInput
 
 CHAT = "/v1/chat/completions"
 
@@ -101,3 +101,121 @@ def test_inline_sources_stop_at_the_first_bad_line() -> None:
         parse_jsonl(text, limit=10, endpoint=CHAT)
     assert (raised.value.code, raised.value.line) == ("invalid_json", 2)
     assert raised.value.message.startswith("line 2: ")
+
+
+EMBEDDINGS, COMPLETIONS = "/v1/embeddings", "/v1/completions"
+
+
+def test_an_embeddings_line_takes_what_the_embeddings_endpoint_takes() -> None:
+    lines = [
+        line("one", url=EMBEDDINGS, body={"model": "sim-embed-small", "input": "hello"}),
+        line(
+            "packed",
+            url=EMBEDDINGS,
+            body={
+                "model": "strategy:cost",
+                "input": ["a", "b"],
+                "dimensions": 64,
+                "encoding_format": "base64",
+                "user": "u-1",
+                "metadata": {"team": "search"},
+            },
+        ),
+    ]
+    got = parse_jsonl(b"\n".join(orjson.dumps(x) for x in lines), limit=10, endpoint=EMBEDDINGS)
+    one, packed = got.requests
+    assert (one.params.kind, one.params.capability) == ("embedding", "embeddings")
+    assert one.params.to_request() == {"input": ["hello"]}
+    # The encoding is kept with the job: its output line is written in it.
+    assert packed.params.to_request() == {
+        "input": ["a", "b"],
+        "dimensions": 64,
+        "encoding_format": "base64",
+    }
+    assert (packed.params.strategy, packed.metadata) == ("cost", {"team": "search"})
+
+
+def test_a_completions_line_is_a_chat_job_of_its_prompt() -> None:
+    body = {"model": "sim-gpt-mini", "prompt": "Once upon", "temperature": 0.5}
+    got = parse_jsonl(
+        orjson.dumps(line("c", url=COMPLETIONS, body=body)), limit=10, endpoint=COMPLETIONS
+    )
+    (request,) = got.requests
+    assert request.params.kind == "chat"
+    assert request.params.to_request() == {
+        "messages": [{"role": "user", "content": "Once upon"}],
+        "max_tokens": 16,  # the endpoint's own default
+        "temperature": 0.5,
+    }
+
+
+def test_each_endpoint_refuses_a_body_its_own_route_refuses() -> None:
+    embed = {"model": "sim-embed-small", "input": "x"}
+    complete = {"model": "sim-gpt-mini", "prompt": "x"}
+    raw = [
+        line("a", url=EMBEDDINGS, body={**embed, "input": [[1, 2]]}),
+        line("b", url=EMBEDDINGS, body={**embed, "encoding_format": "int8"}),
+        line("c", url=EMBEDDINGS, body={**embed, "messages": []}),
+        line("d", url=COMPLETIONS, body={**complete, "stream": True}),
+        line("e", url=COMPLETIONS, body={**complete, "n": 2}),
+        line("f", url=COMPLETIONS, body={**complete, "prompt": ["one", "two"]}),
+    ]
+    for endpoint, items in ((EMBEDDINGS, raw[:3]), (COMPLETIONS, raw[3:])):
+        lines = list(numbered_lines([b"\n".join(orjson.dumps(x) for x in items)]))
+        got = read_lines(lines, count=len(lines), limit=10, endpoint=endpoint, collect=True)
+        assert got.requests == []
+        errors = [(e.param, e.line) for e in got.errors]
+        if endpoint == EMBEDDINGS:
+            assert errors == [("body.input", 1), ("body.encoding_format", 2), ("body.messages", 3)]
+        else:
+            assert errors == [("body.stream", 1), ("body.n", 2), ("body.prompt", 3)]
+        assert {e.code for e in got.errors} == {"invalid_request"}
+
+
+def test_flat_requests_are_the_endpoints_body_beside_custom_id() -> None:
+    embedded = parse_requests(
+        [{"custom_id": "e", "model": "sim-embed-small", "input": ["x"], "dimensions": 8}],
+        limit=10,
+        endpoint=EMBEDDINGS,
+    )
+    (request,) = embedded.requests
+    assert (request.custom_id, request.params.kind) == ("e", "embedding")
+    assert request.params.to_request() == {"input": ["x"], "dimensions": 8}
+    with pytest.raises(InvalidInput) as raised:  # a chat request is not an embeddings body
+        parse_requests(
+            [{"custom_id": "c", "model": "sim-embed-small", "prompt": "hi", "input": "x"}],
+            limit=10,
+            endpoint=EMBEDDINGS,
+        )
+    assert raised.value.param == "requests[0].prompt"
+    with pytest.raises(InvalidInput) as raised:
+        parse_requests(
+            [{"custom_id": 7, "model": "sim-gpt-mini", "prompt": "hi"}],
+            limit=10,
+            endpoint=COMPLETIONS,
+        )
+    assert raised.value.param == "requests[0].custom_id"
+
+
+def test_an_embeddings_batch_holds_50000_inputs_and_not_one_more() -> None:
+    def batch(*sizes: int) -> list[dict[str, Any]]:
+        return [
+            {"custom_id": f"r{i}", "model": "sim-embed-small", "input": ["t"] * size}
+            for i, size in enumerate(sizes)
+        ]
+
+    full = [2048] * 24 + [848]
+    got = parse_requests(batch(*full), limit=100, endpoint=EMBEDDINGS)
+    assert sum(len(r.params.to_request()["input"]) for r in got.requests) == 50_000
+    with pytest.raises(BatchTooLarge) as raised:
+        parse_requests(batch(*full[:-1], 849), limit=100, endpoint=EMBEDDINGS)
+    assert (raised.value.code, raised.value.http_status) == ("batch_too_large", 413)
+    assert "50,001" in raised.value.message
+    # A file's lines are collected, but a batch too large is refused whole.
+    over = [
+        orjson.dumps(line(x.pop("custom_id"), url=EMBEDDINGS, body=x))
+        for x in batch(*full[:-1], 849)
+    ]
+    numbered = list(numbered_lines([b"\n".join(over)]))
+    with pytest.raises(BatchTooLarge):
+        read_lines(numbered, count=len(numbered), limit=100, endpoint=EMBEDDINGS, collect=True)

@@ -211,7 +211,7 @@ def test_an_endpoint_not_served_yet_is_a_clear_400(tenant: Tenant) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         tenant.sdk.batches.create(
             input_file_id=tenant.upload([request("x", "sim-gpt-mini")]),
-            endpoint="/v1/embeddings",
+            endpoint="/v1/moderations",
             completion_window="24h",
         )
     assert raised.value.code == "unsupported_endpoint"
