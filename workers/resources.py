@@ -18,8 +18,8 @@ from app.embedded import resolve_urls
 from app.errors import Unavailable
 from app.jobs.admission import Admission
 from app.jobs.delayed import DelayedJobs
-from app.jobs.execution import Runtime
 from app.jobs.reconcile import Reconciler
+from app.jobs.runtime import Runtime
 from app.metrics.worker import worker_metrics
 from app.providers.transport import provider_client
 from app.ratelimit import TokenBuckets

@@ -3,9 +3,9 @@
 The worker task hands a job id to ``run_job``. One attempt:
 
 1. the job's deadline; 2. the target's circuit breakers (open: route around it); 3. a key
-and rate-limit tokens (none soon: set the job aside); 4. the call — streaming, its deltas
-published as they come (``app.relay``), for a job whose caller reads them live; 5. settle
-the tokens, report to the breakers, disable a rejected key; 6. decide
+and rate-limit tokens (none soon: set the job aside); 4. the call (``app.jobs.calls``: one
+for a chat job, streamed when its caller reads it live; as many as an embedding job's inputs
+need); 5. settle the tokens, report to the breakers, disable a rejected key; 6. decide
 (``app.routing.decision``) and record. Everything that moves the job goes through
 ``app.ledger.record`` under the claim token, and whatever must be published (a fallback onto
 another provider's queue, a delayed retry) is published only after that record committed.
@@ -16,26 +16,21 @@ outcome.
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import psycopg
-from sqlalchemy import Engine
 
 from app.db.raw import autocommit, retrying
-from app.embeddings.calls import call_count, embed
-from app.embeddings.vectors import store
-from app.jobs.admission import Admission, Permit, TooLarge, Wait
-from app.jobs.attempts import Stopwatch, attempt_row, chat_call, result_document
+from app.embeddings.calls import call_count
+from app.jobs.admission import Permit, TooLarge, Wait
+from app.jobs.attempts import Stopwatch, attempt_row
+from app.jobs.calls import Answer, call
 from app.jobs.claims import Claim, claim_job
-from app.jobs.delayed import DelayedJobs
-from app.jobs.observer import JobObserver, Unobserved
-from app.jobs.service import Dispatcher, JobRef
+from app.jobs.runtime import Runtime, Target
+from app.jobs.service import JobRef
 from app.ledger.cost import cost_usd
 from app.ledger.record import (
     AttemptRecord,
@@ -48,16 +43,10 @@ from app.ledger.record import (
     Waiting,
     record,
 )
-from app.providers import get_adapter
 from app.providers.errors import AuthFailed, ErrorKind, ProviderError
-from app.providers.transport import send
-from app.providers.types import Completion
-from app.registry.keys import KeyRing, ProviderKey
-from app.registry.service import ModelInfo, ProviderInfo, Registry, RegistryCache
-from app.registry.snapshot import TimedSnapshot
-from app.relay.events import AttemptId
-from app.relay.publisher import StreamPublisher, wants_stream
-from app.routing.breakers import CircuitBreakers, Verdict, model_target, provider_target
+from app.registry.keys import ProviderKey
+from app.registry.service import ModelInfo, Registry
+from app.routing.breakers import Verdict, model_target, provider_target
 from app.routing.decision import (
     DEADLINE,
     Action,
@@ -65,7 +54,6 @@ from app.routing.decision import (
     Decision,
     Failure,
     PastAttempt,
-    RetryPolicy,
     decide,
     first_usable,
 )
@@ -78,51 +66,7 @@ TARGET_FAILURES = frozenset(
 )
 UNAVAILABLE_FOR_S = 600.0  # how long a model the provider says doesn't exist is skipped
 CIRCUIT_OPEN = "circuit_open"
-EMBEDDING = "embedding"  # jobs.kind of an embedding job
 RATE_LIMIT = ErrorKind.RATE_LIMIT.value
-
-
-@dataclass
-class Runtime:
-    """Per-process resources the runner uses; built once per worker process."""
-
-    engine: Engine
-    registry: RegistryCache
-    keys: TimedSnapshot[KeyRing]
-    http: httpx.Client
-    dispatcher: Dispatcher
-    delayed: DelayedJobs
-    admission: Admission
-    breakers: CircuitBreakers | None = None
-    relay: StreamPublisher | None = None  # None: no job streams, every call is a whole one
-    disable_key: Callable[[ProviderKey, str], None] = lambda key, reason: None
-    # Webhook events the outcome wrote to the outbox go out at once through this; if it
-    # fails, the webhook sweep publishes them later (app/webhooks/outbox.py).
-    publish_events: Callable[[tuple[str, ...]], None] = lambda event_ids: None
-    observer: JobObserver = field(default_factory=Unobserved)  # e.g. the worker's metrics
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    attempt_timeout_s: float = 60.0
-    lease_margin_s: float = 30.0
-    max_in_slot_wait_s: float = 1.0
-    sleep: Callable[[float], None] = time.sleep
-    jitter: Callable[[], float] = random.random
-
-    @property
-    def lease_s(self) -> float:
-        return self.attempt_timeout_s + self.lease_margin_s
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where one attempt goes."""
-
-    model: ModelInfo
-    provider: ProviderInfo
-    chain: list[ChainEntry]
-
-    @property
-    def breakers(self) -> tuple[str, str]:
-        return provider_target(self.provider.name), model_target(self.model.id)
 
 
 def run_job(rt: Runtime, job_id: str) -> None:
@@ -181,118 +125,49 @@ def _attempt(rt: Runtime, claim: Claim) -> Claim | None:
         _route_around(rt, claim, registry, target, watch, RATE_LIMIT, reason)
         return None
 
-    adapter = get_adapter(target.provider.wire_format)
     time_left = _time_left(claim)  # admission may have slept
     timeout = rt.attempt_timeout_s if time_left is None else min(rt.attempt_timeout_s, time_left)
     if timeout <= 0:
         rt.admission.settle(admitted, usage=None)
         _finish(rt, claim, Failed(DEADLINE, "the job's deadline passed before it finished"))
         return None
-    if claim.kind == EMBEDDING:
-        return _embed(rt, claim, registry, target, keys, admitted, verdict, timeout)
     watch = Stopwatch.start()
     try:
-        call = chat_call(claim.request, model, target.provider, admitted.key)
-        if rt.relay is not None and wants_stream(claim.request, claim.batch_id):
-            streamed = rt.relay.call(
-                rt.http,
-                adapter,
-                call,
-                timeout=timeout,
-                job_id=claim.id,
-                attempt=AttemptId(claim.token, claim.attempt_count + 1),
-                model=model.id,
-                provider=model.provider,
-            )
-            completion, http_status = streamed.completion, streamed.http_status
-        else:
-            response = send(rt.http, adapter.build_request(call), timeout=timeout)
-            completion, http_status = adapter.parse_response(response), response.status_code
+        answer = call(rt, claim, target, admitted.key, timeout=timeout)
     except ProviderError as err:
         retry_after = err.retry_after if err.error_kind is ErrorKind.RATE_LIMIT else None
         rt.admission.settle(admitted, usage=None, retry_after_s=retry_after)
         return _failed(rt, claim, registry, target, err, watch, keys, admitted, verdict)
-    rt.admission.settle(admitted, usage=completion.usage, seen=completion.rate_limits)
+    rt.admission.settle(admitted, usage=answer.usage, seen=answer.rate_limits)
     if rt.breakers is not None and verdict is not None and (verdict.dirty or verdict.probe):
         rt.breakers.record_success(target.breakers)
-    _succeeded(rt, claim, target, completion, http_status, watch, admitted)
+    _succeeded(rt, claim, target, answer, watch, admitted)
     return None
 
 
 def _succeeded(
-    rt: Runtime,
-    claim: Claim,
-    target: Target,
-    completion: Completion,
-    http_status: int,
-    watch: Stopwatch,
-    permit: Permit,
+    rt: Runtime, claim: Claim, target: Target, answer: Answer, watch: Stopwatch, permit: Permit
 ) -> None:
-    usage = completion.usage
-    cost = cost_usd(target.model, usage)
-    attempt = attempt_row(
-        target.model,
-        watch,
-        decision="succeeded",
-        key=permit.key,
-        http_status=http_status,
-        input_tokens=usage.prompt_tokens,
-        output_tokens=usage.completion_tokens,
-        cost_usd=cost,
-    )
-    outcome = Succeeded(
-        result=result_document(completion),
-        model_id=target.model.id,
-        provider=target.model.provider,
-        cached_tokens=usage.cached_tokens,
-        latency_ms=attempt.latency_ms,
-    )
-    _finish(rt, claim, outcome, attempt)
-
-
-def _embed(
-    rt: Runtime,
-    claim: Claim,
-    registry: Registry,
-    target: Target,
-    keys: tuple[ProviderKey, ...],
-    permit: Permit,
-    verdict: Verdict | None,
-    timeout: float,
-) -> Claim | None:
-    """An embedding job's calls (``app.embeddings.calls``); its vectors are stored in the
-    transaction that records its success."""
-    watch = Stopwatch.start()
-    try:
-        answer = embed(
-            rt.http, claim.request, target.model, target.provider, permit.key, timeout=timeout
-        )
-    except ProviderError as err:
-        retry_after = err.retry_after if err.error_kind is ErrorKind.RATE_LIMIT else None
-        rt.admission.settle(permit, usage=None, retry_after_s=retry_after)
-        return _failed(rt, claim, registry, target, err, watch, keys, permit, verdict)
-    rt.admission.settle(permit, usage=answer.usage, seen=answer.rate_limits)
-    if rt.breakers is not None and verdict is not None and (verdict.dirty or verdict.probe):
-        rt.breakers.record_success(target.breakers)
+    usage = answer.usage
     attempt = attempt_row(
         target.model,
         watch,
         decision="succeeded",
         key=permit.key,
         http_status=answer.http_status,
-        input_tokens=answer.usage.prompt_tokens,
-        output_tokens=0,
-        cost_usd=cost_usd(target.model, answer.usage),
+        input_tokens=usage.prompt_tokens,
+        output_tokens=usage.completion_tokens,
+        cost_usd=cost_usd(target.model, usage),
     )
     outcome = Succeeded(
-        result=answer.packed.summary,
+        result=answer.result,
         model_id=target.model.id,
         provider=target.model.provider,
-        cached_tokens=0,
+        cached_tokens=usage.cached_tokens,
         latency_ms=attempt.latency_ms,
     )
-    _finish(rt, claim, outcome, attempt, also=lambda conn: store(conn, claim.id, answer.packed))
-    return None
+    store = answer.store
+    _finish(rt, claim, outcome, attempt, also=None if store is None else store(claim.id))
 
 
 def _failed(

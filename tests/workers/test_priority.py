@@ -21,9 +21,14 @@ def test_a_pool_serves_high_priority_first_then_each_queue_in_order(
     normal = api.post("/v1/jobs", json={**body, "priority": "normal"}).json()["id"]
     high = api.post("/v1/jobs", json={**body, "priority": "high"}).json()["id"]
 
+    assert "sim-gemini" not in stack.workers
     stack.start_workers("sim-gemini", concurrency=1)  # one slot: the order is observable
-    stack.wait_for_workers()
-    wait_for_jobs(engine, [*low, normal, high])
+    try:
+        stack.wait_for_workers()
+        wait_for_jobs(engine, [*low, normal, high])
+    finally:  # later tests rely on nothing serving sim-gemini
+        for child in stack.workers.pop("sim-gemini", []):
+            child.stop()
 
     with engine.connect() as conn:
         order = (
