@@ -32,7 +32,6 @@ from app.embeddings.schemas import EmbeddingCreate, EmbeddingParams
 from app.embeddings.vectors import Encoding, Matrix
 from app.errors import InvalidInput
 from app.jobs.schemas import BatchItem, ChatParams, JobCreate, RoutedRequest
-from app.providers.finish_reasons import openai_finish_reason
 
 # OpenAI's limit on an embeddings batch: inputs across all its requests (a request holds up
 # to 2,048 of them, so the 50,000-request limit alone would allow 100 million).
@@ -121,12 +120,7 @@ def _embedding(body: EmbeddingCreate) -> LineRequest:
 
 
 def _chat_answer(job: JobRow, _: Vectors | None) -> dict[str, Any]:
-    body = completion(job).model_dump(mode="json")
-    for choice in body["choices"]:
-        choice["finish_reason"] = openai_finish_reason(
-            choice["finish_reason"], tool_calls=bool(choice["message"].get("tool_calls"))
-        )
-    return body
+    return completion(job).model_dump(mode="json")
 
 
 def _completion_answer(job: JobRow, _: Vectors | None) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from app.chat.schemas import (
 )
 from app.db.tables import JobRow
 from app.ledger.cost import format_usd
+from app.providers.finish_reasons import openai_finish_reason
 from app.providers.types import Delta, TextDelta, ToolCallDelta
 
 COMPLETION_PREFIX = "chatcmpl-"
@@ -73,7 +74,8 @@ def error_type(status: int) -> str:
 
 
 def completion(job: JobRow) -> ChatCompletion:
-    """A succeeded job as OpenAI's ``chat.completion``; ``model`` is the model that answered."""
+    """A succeeded job as OpenAI's ``chat.completion``; ``model`` is the model that answered,
+    ``finish_reason`` one of OpenAI's (the job keeps the provider's own: ``end_turn``, ...)."""
     result = job.result or {}
     calls = [
         ToolCall(id=c["id"], function=FunctionCall(name=c["name"], arguments=c["arguments"]))
@@ -95,7 +97,9 @@ def completion(job: JobRow) -> ChatCompletion:
         choices=[
             Choice(
                 message=AssistantMessage(content=result.get("text"), tool_calls=calls or None),
-                finish_reason=result.get("finish_reason"),
+                finish_reason=openai_finish_reason(
+                    result.get("finish_reason"), tool_calls=bool(calls)
+                ),
             )
         ],
         usage=usage,

@@ -12,15 +12,13 @@ from app.completions.schemas import FinishReason, TextChoice, TextCompletion
 from app.db.tables import JobRow
 
 COMPLETION_PREFIX = "cmpl-"
-# Providers' own finish reasons, as this endpoint's three (chat answers pass them through).
-_LENGTH = frozenset({"length", "max_tokens", "MAX_TOKENS"})
-_FILTERED = frozenset({"content_filter", "refusal", "SAFETY", "RECITATION", "BLOCKLIST"})
 
 
 def finish_reason(reason: str | None) -> FinishReason:
-    if reason in _LENGTH:
+    """The chat answer's OpenAI finish reason as one of this endpoint's three."""
+    if reason == "length":
         return "length"
-    if reason in _FILTERED:
+    if reason == "content_filter":
         return "content_filter"
     return "stop"
 

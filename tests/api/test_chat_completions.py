@@ -12,8 +12,10 @@ import httpx
 import openai
 import orjson
 import pytest
+from openai.types.chat import ChatCompletion
 from sqlalchemy import Engine, text
 
+from app.providers.finish_reasons import openai_finish_reason
 from app.simulator.config import SimModel, default_config
 from app.simulator.control import with_models
 from tests.conftest import Simulator, wait_until
@@ -110,7 +112,11 @@ def test_the_openai_sdk_gets_the_simulators_answer_unchanged(
     job = api.get(f"/v1/jobs/{job_id}").json()
     assert answer.model == "sim-claude-haiku"
     assert answer.choices[0].message.content == job["result"]["text"]
-    assert answer.choices[0].finish_reason == job["result"]["finish_reason"]
+    # Anthropic's own reason is kept on the job; the answer speaks OpenAI's, as its SDK's
+    # strict types require.
+    raw = job["result"]["finish_reason"]
+    assert answer.choices[0].finish_reason == {"end_turn": "stop", "max_tokens": "length"}[raw]
+    ChatCompletion.model_validate(answer.model_dump(), strict=True)
     assert answer.usage is not None
     assert answer.usage.completion_tokens == job["usage"]["output_tokens"]
 
@@ -145,7 +151,7 @@ def test_streaming_sends_the_whole_answer_then_usage_then_done(
     usage = chunks[-1].usage
     job = api.get(f"/v1/jobs/{chunks[0].id.removeprefix('chatcmpl-')}").json()
     assert text == job["result"]["text"]
-    assert finish == [job["result"]["finish_reason"]]
+    assert finish == [openai_finish_reason(job["result"]["finish_reason"])]
     assert usage is not None
     assert usage.total_tokens == job["usage"]["total_tokens"]
     assert {c.model for c in chunks} == {"sim-gpt-mini"}

@@ -19,6 +19,7 @@ from openai.types.chat import ChatCompletionChunk
 from sqlalchemy import Engine, text
 
 from app.constants import STREAM_PREFIX, STREAM_TTL_S
+from app.providers.finish_reasons import openai_finish_reason
 from app.simulator.config import ErrorRates, SimModel, default_config
 from app.simulator.control import with_models
 from tests.conftest import Simulator, wait_for_jobs
@@ -124,7 +125,7 @@ def test_deltas_reach_the_sdk_while_the_job_is_still_running(
     finishes = [
         c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
     ]
-    assert finishes == [job["result"]["finish_reason"]]
+    assert finishes == [openai_finish_reason(job["result"]["finish_reason"])]
     usage = chunks[-1].usage
     assert usage is not None
     assert (usage.prompt_tokens, usage.completion_tokens) == (
@@ -184,9 +185,7 @@ def test_tool_calls_stream_in_openais_shape(
     arguments += "".join(f.function.arguments or "" for f in fragments if f.function)
     assert arguments == recorded["arguments"]
     assert set(json.loads(arguments)) == {"city", "days"}
-    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == job["result"][
-        "finish_reason"
-    ]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
 
 
 @pytest.mark.parametrize("failure", ["context_length", "broken_stream"])
