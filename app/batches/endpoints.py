@@ -31,6 +31,7 @@ from app.chat.endpoints import OpenAIErrors
 from app.db.engine import unit_of_work
 from app.embeddings.vectors import dumps
 from app.errors import Conflict, InvalidInput
+from app.metrics.api import CurrentMetrics
 from app.policies.endpoints import Policies
 from app.policies.rules import Policy
 from app.registry.service import Registry
@@ -210,7 +211,9 @@ def read_batch(batch_id: BatchId, caller: CurrentCaller, session: ReadSession) -
     response_model=BatchOut,
     responses=documented(409),
 )
-def cancel_batch(batch_id: BatchId, caller: CurrentCaller, uow: UnitOfWork) -> Response:
+def cancel_batch(
+    batch_id: BatchId, caller: CurrentCaller, uow: UnitOfWork, metrics: CurrentMetrics
+) -> Response:
     with uow() as session:
         batch = get_batch(session, batch_id, tenant_id=caller.scope())
         if batch.status not in ("in_progress", "cancelling", "cancelled"):
@@ -220,10 +223,11 @@ def cancel_batch(batch_id: BatchId, caller: CurrentCaller, uow: UnitOfWork) -> R
             )
         raw = session.connection().connection.driver_connection
         assert raw is not None
-        stop_batch(raw, batch_id, CANCELLED)
+        stopped = stop_batch(raw, batch_id, CANCELLED)
         session.expire_all()
         batch = get_batch(session, batch_id, tenant_id=caller.scope())
         body = batch_object(batch)
+    stopped.report(metrics.ended)
     return Response(orjson.dumps(body), media_type="application/json")
 
 

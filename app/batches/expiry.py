@@ -11,11 +11,13 @@ simply due again on the next pass.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
 from app.batches.stop import CANCELLED, EXPIRED, stop_batch
+from app.jobs.observer import JobEnd
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,14 @@ WHERE status IN ('in_progress', 'cancelling', 'finalizing')
 ORDER BY expires_at LIMIT %(limit)s"""
 
 
-def stop_due_batches(conn: psycopg.Connection[Any], *, limit: int = 100) -> int:
-    """Stop what is due (see the module); how many requests were stopped."""
+def stop_due_batches(
+    conn: psycopg.Connection[Any],
+    *,
+    limit: int = 100,
+    ended: Callable[[JobEnd, int], None] | None = None,
+) -> int:
+    """Stop what is due (see the module); how many requests were stopped. ``ended`` (an
+    observer's) hears how many jobs of each kind that cancelled."""
     stopped = 0
     for batch_id, status in conn.execute(_DUE, {"limit": limit}).fetchall():
         reason = CANCELLED if status == "cancelling" else EXPIRED
@@ -41,4 +49,6 @@ def stop_due_batches(conn: psycopg.Connection[Any], *, limit: int = 100) -> int:
         if status == "in_progress":
             log.info("batch %s expired: %d request(s) not run", batch_id, done.stopped)
         stopped += done.stopped
+        if ended is not None:
+            done.report(ended)
     return stopped

@@ -11,7 +11,9 @@ statement that records the last of them ends the batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -19,6 +21,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from app.batches.lifecycle import CANCEL, ENDED_NOW, EXPIRE, Intent, status_assignments
+from app.jobs.observer import JobEnd
 from app.jobs.states import JobStatus, sources_for
 from app.ledger.record import BATCH_EVENT
 
@@ -56,7 +59,8 @@ def _statement(reason: Reason) -> str:
     FROM (SELECT id, budget_holds FROM jobs
           WHERE batch_id = %(batch_id)s AND status IN ({sources})) AS held
     WHERE jobs.id = held.id AND jobs.status IN ({sources})
-    RETURNING jobs.id, held.budget_holds AS holds, jobs.cost_usd
+    RETURNING jobs.id, held.budget_holds AS holds, jobs.cost_usd, jobs.provider,
+        jobs.models[jobs.chain_index + 1] AS model, jobs.priority
 ), x AS (
     SELECT h.budget_id, h.window_start, sum(h.usd) AS usd,
         sum(coalesce(j.cost_usd, 0)) AS spent
@@ -82,7 +86,10 @@ def _statement(reason: Reason) -> str:
         {ENDED_NOW} AS ended
 ){BATCH_EVENT}
 SELECT (SELECT stopped FROM n) AS stopped, (SELECT status FROM b) AS status,
-    ARRAY(SELECT id FROM eb) AS webhook_events"""
+    ARRAY(SELECT id FROM eb) AS webhook_events,
+    (SELECT coalesce(jsonb_agg(jsonb_build_array(provider, model, priority, jobs)), '[]')
+     FROM (SELECT provider, model, priority, count(*) AS jobs FROM j
+           GROUP BY provider, model, priority) AS g) AS ended"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,14 @@ class Stopped:
     stopped: int  # requests that will not run
     status: str | None  # the batch's status after the statement (None: no such batch)
     webhook_events: tuple[str, ...]
+    # The stopped jobs counted by (provider, model, priority), for the metrics.
+    ended: tuple[tuple[str, str, str, int], ...] = ()
+
+    def report(self, ended: Callable[[JobEnd, int], None]) -> None:
+        """Tell ``ended`` (an observer's) how many jobs of each kind were cancelled."""
+        now = datetime.now(UTC)
+        for provider, model, priority, count in self.ended:
+            ended(JobEnd("cancelled", provider, model, priority, now), count)
 
 
 _PUBLISH_NOW = "UPDATE webhook_events SET published_at = NULL WHERE id = ANY(%(ids)s)"
@@ -106,4 +121,5 @@ def stop_batch(conn: psycopg.Connection[Any], batch_id: str, reason: Reason) -> 
             # No worker publishes these: let the outbox sweep send them on its next pass
             # rather than after the grace it gives events it believes are queued.
             cursor.execute(_PUBLISH_NOW, {"ids": list(events)})
-    return Stopped(row["stopped"], row["status"], events)
+    ended = tuple((p, m, prio, int(n)) for p, m, prio, n in row["ended"])
+    return Stopped(row["stopped"], row["status"], events, ended)

@@ -43,8 +43,9 @@ class JobObserver(Protocol):
     def recorded(self, claim: Claim, outcome: Outcome, attempt: AttemptRecord | None) -> None:
         """``outcome`` (and ``attempt``) committed under ``claim``: recorded exactly once."""
 
-    def ended(self, job: JobEnd) -> None:
-        """A job ended outside the runner (its deadline passed in the queue, it was cancelled)."""
+    def ended(self, job: JobEnd, count: int = 1) -> None:
+        """A job (or ``count`` like it) ended outside the runner: its deadline passed in the
+        queue, it was cancelled, its batch was."""
 
 
 class Unobserved:
@@ -59,5 +60,5 @@ class Unobserved:
     def recorded(self, claim: Claim, outcome: Outcome, attempt: AttemptRecord | None) -> None:
         pass
 
-    def ended(self, job: JobEnd) -> None:
+    def ended(self, job: JobEnd, count: int = 1) -> None:
         pass

@@ -126,7 +126,7 @@ class Reconciler:
             self._publish(refs)
 
             # Before deadlines: a batch's jobs past its window end as ``batch_expired``.
-            report.batch_requests_stopped = stop_due_batches(conn)
+            report.batch_requests_stopped = stop_due_batches(conn, ended=self.observer.ended)
             rows = conn.execute(_PAST_DEADLINE, {"limit": CHUNK}).fetchall()
             for job_id, provider, model, priority, created_at in rows:
                 failed = Failed(DEADLINE, "the job's deadline passed before it could run")

@@ -56,9 +56,9 @@ class ApiMetrics:
         self.requests.labels(method, route, str(status)).inc()
         self.duration.labels(method, route).observe(seconds)
 
-    def ended(self, job: JobEnd) -> None:
-        """A job the API ended (a cancellation)."""
-        self.jobs_finished.labels(job.status, job.provider, job.model, job.priority).inc()
+    def ended(self, job: JobEnd, count: int = 1) -> None:
+        """A job (or ``count`` like it) the API ended: a job's or a batch's cancellation."""
+        self.jobs_finished.labels(job.status, job.provider, job.model, job.priority).inc(count)
 
     def breaker_moved(self, target: str, was: BreakerState, now: BreakerState) -> None:
         self.breaker_transitions.labels(target, was.value, now.value).inc()

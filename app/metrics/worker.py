@@ -88,8 +88,8 @@ class WorkerMetrics:
             error_class = attempt.error_class if attempt is not None else None
             self.fallbacks.labels(claim.provider, outcome.provider, error_class or MODEL_GONE).inc()
 
-    def ended(self, job: JobEnd) -> None:
-        self.jobs_finished.labels(job.status, job.provider, job.model, job.priority).inc()
+    def ended(self, job: JobEnd, count: int = 1) -> None:
+        self.jobs_finished.labels(job.status, job.provider, job.model, job.priority).inc(count)
         if job.status != "cancelled":
             age = (datetime.now(UTC) - job.created_at).total_seconds()
             self.job_duration.labels(job.provider, job.priority).observe(max(age, 0.0))

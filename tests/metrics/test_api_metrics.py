@@ -94,6 +94,19 @@ def test_queue_depth_and_live_jobs_are_read_at_scrape_time_and_cancels_count(
     )
 
 
+def test_a_cancelled_batch_counts_each_request_it_stopped(api: httpx.Client, api_url: str) -> None:
+    provider, model = IDLE
+    cancelled = {"status": "cancelled", "provider": provider, "model": model, "priority": "low"}
+    before = _gauges(api_url).value("switchboard_jobs_finished_total", **cancelled)
+    batch = api.post("/v1/batches", json={"requests": [chat(model, i) for i in range(4)]})
+    assert batch.status_code == 200, batch.text
+    stopped = api.post(f"/v1/batches/{batch.json()['id']}/cancel")
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json()["status"] == "cancelled"
+    after = _gauges(api_url).value("switchboard_jobs_finished_total", **cancelled)
+    assert after - before == 4
+
+
 @pytest.fixture
 def guarded(settings: Settings) -> Iterator[TestClient]:
     """An API of its own (in this process, on the test stack's services) with a token."""
