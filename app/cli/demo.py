@@ -135,6 +135,8 @@ def run_demo(*, jobs: int) -> None:
             usage = client.usage(batch["id"])
         _print_report(batch, usage)
         console.print(f"\nAPI docs  {api_url}/docs")
+        console.print(f"Status    {api_url}/dashboard   (it asks for the admin key)")
+        console.print(f"Metrics   {api_url}/metrics")
         if flower_url:
             login = stack.flower_login.describe()
             console.print(f"Flower    {flower_url}   ({login})", markup=False, highlight=False)
