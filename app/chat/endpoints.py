@@ -127,7 +127,8 @@ async def create_chat_completion(
     x_switchboard_wait_s: WaitSeconds = None,
 ) -> Response:
     spec = _job(body)
-    accepted = await run_in_threadpool(submitter.submit, spec, idempotency_key)
+    awaited = state.streams is not None  # the worker tells of the job's end through Redis
+    accepted = await run_in_threadpool(submitter.submit, spec, idempotency_key, awaited=awaited)
     limit = state.settings.chat_wait_timeout_s
     wait_s = min(x_switchboard_wait_s, limit) if x_switchboard_wait_s is not None else limit
     include_usage = body.usage_in_stream
@@ -141,7 +142,11 @@ async def create_chat_completion(
             abandoned=request.is_disconnected,
         )
     job = await job_end(
-        state.sessions, accepted.id, timeout_s=wait_s, abandoned=request.is_disconnected
+        state.sessions,
+        accepted.id,
+        timeout_s=wait_s,
+        abandoned=request.is_disconnected,
+        events=state.streams.subscribe(accepted.id) if state.streams is not None else None,
     )
     if job is None:
         return wait_timeout(accepted.id, wait_s)

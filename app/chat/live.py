@@ -61,6 +61,7 @@ from app.relay.events import (
     AttemptId,
     AttemptStarted,
     Event,
+    JobEnded,
 )
 from app.relay.subscriber import Subscription
 
@@ -160,7 +161,9 @@ class _Live:
                     and item.attempt in started
                 ):
                     return self._relay(started[item.attempt], events[position:])
-            attempt_over = any(isinstance(e, AttemptDone | AttemptFailed) for e in events)
+            attempt_over = any(
+                isinstance(e, AttemptDone | AttemptFailed | JobEnded) for e in events
+            )
             if not events or attempt_over:
                 job = await ended_job(self._sessions, self._job_id)
                 if job is not None:
@@ -211,6 +214,7 @@ class _Live:
             self._job_id,
             timeout_s=max(self._left(), RECORD_GRACE_S),
             abandoned=self._abandoned,
+            events=self._events,
         )
         yield self._wait_ran_out() if job is None else self._ending(sent, writer, job)
 

@@ -284,6 +284,19 @@ def bench_throughput(
     )
 
 
+@bench.command("sync")
+def bench_sync(
+    requests: Annotated[int, typer.Option(help="Requests each way.")] = 200,
+    latency_ms: Annotated[float, typer.Option(help="The simulated provider's latency.")] = 20.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON object.")] = False,
+) -> None:
+    """What answering on the same request (``POST /v1/chat/completions``) adds over calling
+    the provider directly: the difference of the medians."""
+    from app.bench.sync import run_sync
+
+    _emit(run_sync(requests=requests, latency_ms=latency_ms, quiet=as_json))
+
+
 @bench.command("drain")
 def bench_drain(
     jobs: Annotated[int, typer.Option(help="Jobs in the batch.")] = 1000,

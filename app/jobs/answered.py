@@ -61,11 +61,16 @@ async def submit_and_wait(
     wait_s: float | None,
 ) -> Answered | JSONResponse:
     """The succeeded job, or the response that answers for a job that did not succeed."""
-    accepted = await run_in_threadpool(submitter.submit, spec, idempotency_key)
+    awaited = state.streams is not None  # the worker tells of the job's end through Redis
+    accepted = await run_in_threadpool(submitter.submit, spec, idempotency_key, awaited=awaited)
     limit = state.settings.chat_wait_timeout_s
     wait_s = min(wait_s, limit) if wait_s is not None else limit
     job = await job_end(
-        state.sessions, accepted.id, timeout_s=wait_s, abandoned=request.is_disconnected
+        state.sessions,
+        accepted.id,
+        timeout_s=wait_s,
+        abandoned=request.is_disconnected,
+        events=state.streams.subscribe(accepted.id) if state.streams is not None else None,
     )
     if job is None:
         message = (

@@ -46,6 +46,8 @@ from app.ledger.record import (
 from app.providers.errors import AuthFailed, ErrorKind, ProviderError
 from app.registry.keys import ProviderKey
 from app.registry.service import ModelInfo, Registry
+from app.relay.events import AttemptId
+from app.relay.publisher import awaited
 from app.routing.breakers import Verdict, model_target, provider_target
 from app.routing.decision import (
     DEADLINE,
@@ -343,6 +345,9 @@ def _finish(
         rt.dispatcher.publish([JobRef(claim.id, outcome.provider, claim.priority)])
     elif isinstance(outcome, Waiting):
         rt.delayed.add(claim.id, outcome.not_before.timestamp())
+    elif rt.relay is not None and awaited(claim.request, claim.batch_id):
+        status = "succeeded" if isinstance(outcome, Succeeded) else "failed"
+        rt.relay.ended(claim.id, AttemptId(claim.token, claim.attempt_count + 1), status)
     rt.observer.recorded(claim, outcome, attempt)
     return True
 

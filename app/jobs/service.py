@@ -25,6 +25,7 @@ from app.jobs.states import JobStatus
 from app.ledger.record import Cancelled, record
 from app.policies.rules import Policy
 from app.registry.service import ModelInfo, Registry
+from app.relay.publisher import AWAITED_FLAG
 from app.routing.plan import PerformanceSource, PolicySource, plan_chain
 
 
@@ -96,8 +97,13 @@ def job_values(
     start: int = 0,
     routing: dict[str, Any] | None = None,
     notify: bool = False,
+    awaited: bool = False,
 ) -> dict[str, Any]:
-    """The row for a new queued job (shared by single submissions and batches)."""
+    """The row for a new queued job (shared by single submissions and batches); an
+    ``awaited`` job's caller waits on the request, and hears of its end (``app.relay``)."""
+    request = params.to_request()
+    if awaited:
+        request[AWAITED_FLAG] = True
     return {
         "id": new_job_id(),
         "tenant_id": tenant_id,
@@ -106,7 +112,7 @@ def job_values(
         "kind": params.kind,
         "status": JobStatus.QUEUED.value,
         "priority": priority.value,
-        "request": params.to_request(),
+        "request": request,
         "models": [m.id for m in chain],
         "chain_index": start,
         "provider": chain[start].provider,
@@ -187,9 +193,10 @@ def submit_job(
     performance: PerformanceSource | None = None,
     policies: Callable[[], Sequence[Policy]] | None = None,
     notify: bool = False,
+    awaited: bool = False,
 ) -> Submitted:
     """Insert one queued chat or embedding job, or find the one an earlier call with the same
-    key created.
+    key created; ``awaited``: its caller waits on the request for its end.
 
     A new job reserves its worst-case cost against the budgets that apply to it; with no
     room, ``BudgetExceeded`` and nothing is written (the caller's transaction rolls back)."""
@@ -216,6 +223,7 @@ def submit_job(
         start=first_usable(chain, usable),
         routing=plan.routing,
         notify=notify,
+        awaited=awaited,
     )
     digest = request_hash(spec.model_dump(mode="json", exclude_none=True))
     values.update(

@@ -48,7 +48,14 @@ class JobSubmitter:
     performance: PerformanceCache
     policies: PolicyCache
 
-    def submit(self, spec: JobCreate | EmbeddingJobCreate, idempotency_key: str | None) -> Accepted:
+    def submit(
+        self,
+        spec: JobCreate | EmbeddingJobCreate,
+        idempotency_key: str | None,
+        *,
+        awaited: bool = False,
+    ) -> Accepted:
+        """``awaited``: the caller waits on the request for the job's end (see ``job_end``)."""
         state, tenant_id = self.state, self.caller.tenant_id
         with self.uow() as session:
             notify = adopt(session, state, tenant_id, spec.webhook_url)
@@ -63,6 +70,7 @@ class JobSubmitter:
                 performance=self.performance.get,
                 policies=self.policies.get,
                 notify=notify,
+                awaited=awaited,
             )
             job = submitted.job
             accepted = Accepted(job.id, JobStatus(job.status), submitted.created)

@@ -8,6 +8,10 @@ late misses nothing. An entry is one event of one attempt:
     AttemptDeltas    pieces of text and tool calls, in order, as the provider sent them
     AttemptDone      the provider finished its answer (the job row says once it is recorded)
     AttemptFailed    the attempt failed: its error class and message
+    JobEnded         the job's end is recorded in Postgres (by this attempt): read its row
+
+``JobEnded`` is also all the stream of a job answered on the request without streaming
+carries: the caller waiting for it reads the row the moment it is written instead of polling.
 
 An attempt is named by its claim and its number (``AttemptId``): the claim token tells apart
 two workers that held the job one after the other (a lease that expired), the number the
@@ -63,7 +67,13 @@ class AttemptFailed:
     message: str
 
 
-Event = AttemptStarted | AttemptDeltas | AttemptDone | AttemptFailed
+@dataclass(frozen=True, slots=True)
+class JobEnded:
+    attempt: AttemptId
+    status: str  # succeeded | failed
+
+
+Event = AttemptStarted | AttemptDeltas | AttemptDone | AttemptFailed | JobEnded
 
 
 def stream_key(job_id: str) -> str:
@@ -83,6 +93,8 @@ def encode(event: Event) -> bytes:
             body = {"k": "done"}
         case AttemptFailed():
             body = {"k": "fail", "class": event.error_class, "message": event.message}
+        case JobEnded():
+            body = {"k": "end", "status": event.status}
     return orjson.dumps(head | body)
 
 
@@ -100,6 +112,8 @@ def decode(raw: bytes | None) -> Event | None:
             return AttemptDone(attempt)
         if kind == "fail":
             return AttemptFailed(attempt, str(data["class"]), str(data["message"]))
+        if kind == "end":
+            return JobEnded(attempt, str(data["status"]))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         pass
     log.warning("skipped a stream entry that is not an event: %.120r", raw)

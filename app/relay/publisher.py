@@ -1,8 +1,11 @@
-"""The worker's side of the relay: a streaming job's call, its deltas published as they come.
+"""The worker's side of the relay: a streaming job's call, its deltas published as they come,
+and the end of a job a caller waits for on its request.
 
 A job streams when its stored request says so (``"stream": true``, written only by the chat
-endpoint for a ``stream: true`` request) and it is not part of a batch; every other job takes
-the ordinary whole-answer path and never touches this module — no Redis round trip for it.
+endpoint for a ``stream: true`` request) and it is not part of a batch. A job is awaited when
+it streams or its request says ``"awaited": true`` (the endpoints that answer on the request);
+once its end is recorded, one ``JobEnded`` entry tells the waiting API. Every other job —
+``POST /v1/jobs``, every batch line — never touches this module: no Redis round trip for it.
 
 Publishing never decides the job's fate: Postgres does. A Redis that fails mid-stream stops
 the publishing for the rest of the attempt (logged once) while the call goes on and is
@@ -30,6 +33,7 @@ from app.relay.events import (
     AttemptId,
     AttemptStarted,
     Event,
+    JobEnded,
     encode,
     stream_key,
 )
@@ -37,11 +41,19 @@ from app.relay.events import (
 log = logging.getLogger(__name__)
 
 STREAM_FLAG = "stream"  # the key of the stored request that asks for a live stream
+AWAITED_FLAG = "awaited"  # ... that says a caller waits on the request for the job's end
 
 
 def wants_stream(request: dict[str, Any], batch_id: str | None) -> bool:
     """Whether a job's call is made streaming, its deltas published: batch lines never are."""
     return batch_id is None and request.get(STREAM_FLAG) is True
+
+
+def awaited(request: dict[str, Any], batch_id: str | None) -> bool:
+    """Whether a caller waits on the request for the job's end (and so hears of it)."""
+    return wants_stream(request, batch_id) or (
+        batch_id is None and request.get(AWAITED_FLAG) is True
+    )
 
 
 class StreamPublisher:
@@ -86,6 +98,10 @@ class StreamPublisher:
             raise
         channel.publish(AttemptDone(attempt))
         return streamed
+
+    def ended(self, job_id: str, attempt: AttemptId, status: str) -> None:
+        """Tell the caller waiting for ``job_id`` that its end is recorded (never raises)."""
+        _Channel(self._redis, stream_key(job_id), self._ttl_s).publish(JobEnded(attempt, status))
 
 
 class _Channel:

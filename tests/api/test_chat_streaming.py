@@ -20,6 +20,15 @@ from sqlalchemy import Engine, text
 
 from app.constants import STREAM_PREFIX, STREAM_TTL_S
 from app.providers.finish_reasons import openai_finish_reason
+from app.relay.events import (
+    FIELD,
+    AttemptDeltas,
+    AttemptDone,
+    AttemptStarted,
+    Event,
+    JobEnded,
+    decode,
+)
 from app.simulator.config import ErrorRates, SimModel, default_config
 from app.simulator.control import with_models
 from tests.conftest import Simulator, wait_for_jobs
@@ -308,10 +317,25 @@ def test_a_job_that_fails_before_any_delta_gets_the_same_status_as_without_strea
     assert raised.value.body["job_id"]
 
 
-def test_only_streaming_jobs_touch_redis(api: httpx.Client, redis_client: redis.Redis) -> None:
+def test_only_jobs_a_caller_waits_on_touch_redis(
+    api: httpx.Client, redis_client: redis.Redis, engine: Engine
+) -> None:
+    queued = api.post("/v1/jobs", json=chat())
+    assert queued.status_code == 202, queued.text
     whole = api.post("/v1/chat/completions", json=chat())
     assert whole.status_code == 200
     streamed = api.post("/v1/chat/completions", json=chat(stream=True))
     assert streamed.status_code == 200
-    assert not redis_client.exists(STREAM_PREFIX + whole.headers["x-switchboard-job-id"])
-    assert redis_client.exists(STREAM_PREFIX + streamed.headers["x-switchboard-job-id"])
+    wait_for_jobs(engine, [queued.json()["id"]])
+
+    def events(job_id: str) -> list[Event]:
+        entries = redis_client.xrange(STREAM_PREFIX + job_id)
+        return [e for _, fields in entries if (e := decode(fields[FIELD])) is not None]
+
+    assert not redis_client.exists(STREAM_PREFIX + queued.json()["id"])  # nobody waits on it
+    # Answered whole: one entry, the end the waiting request woke up to.
+    assert [type(e) for e in events(whole.headers["x-switchboard-job-id"])] == [JobEnded]
+    kinds = [type(e) for e in events(streamed.headers["x-switchboard-job-id"])]
+    assert kinds[0] is AttemptStarted
+    assert AttemptDeltas in kinds
+    assert kinds[-2:] == [AttemptDone, JobEnded]
