@@ -28,6 +28,7 @@ from app.chat.schemas import (
     Choice,
     CompletionUsage,
     FunctionCall,
+    OpenAIErrorBody,
     PromptTokensDetails,
     ToolCall,
 )
@@ -65,6 +66,21 @@ _TYPES = {
     413: "invalid_request_error",
     415: "invalid_request_error",
     429: "rate_limit_error",
+}
+
+
+# The failures the endpoints that answer on the request document (their 200 is their own).
+FAILURES: dict[int | str, dict[str, Any]] = {
+    code: {"model": OpenAIErrorBody, "description": why}
+    for code, why in (
+        (400, "Invalid input, unknown model, or the job failed on context length"),
+        (402, "A budget has no room for this job's worst-case cost"),
+        (409, "The job was cancelled"),
+        (429, "The job failed on rate limits"),
+        (502, "The provider failed (its key, an unknown model upstream)"),
+        (503, "Every model of the chain was overloaded or down"),
+        (504, "The job timed out, or is still running: poll GET /v1/jobs/{job_id}"),
+    )
 }
 
 
@@ -168,15 +184,22 @@ def chunks(
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
+def not_succeeded(job: JobRow) -> JSONResponse:
+    """The response for a job that failed or was cancelled: OpenAI's error and status, with
+    the ``x-switchboard-*`` headers."""
+    headers = job_headers(job)
+    status, payload = failure(job)
+    if status == 409:
+        headers["x-should-retry"] = "false"  # a cancelled job stays cancelled
+    return JSONResponse(payload, status_code=status, headers=headers)
+
+
 def ended(job: JobRow, *, stream: bool, include_usage: bool) -> Response:
     """The response for a job that has ended: OpenAI's error, or its answer, whole or as
     chunks — every ``x-switchboard-*`` header included."""
-    headers = job_headers(job)
     if job.status != "succeeded":
-        status, payload = failure(job)
-        if status == 409:
-            headers["x-should-retry"] = "false"
-        return JSONResponse(payload, status_code=status, headers=headers)
+        return not_succeeded(job)
+    headers = job_headers(job)
     answer = completion(job)
     if stream:
         return StreamingResponse(

@@ -16,18 +16,14 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
 
 from app.api.deps import IdempotencyKey, State
-from app.chat.answers import ended, error_type, wait_timeout
+from app.chat.answers import FAILURES, ended, error_type, wait_timeout
 from app.chat.live import live_answer
-from app.chat.schemas import ChatCompletion, ChatCompletionCreate, OpenAIErrorBody
-from app.chat.waiting import job_end
-from app.errors import InvalidInput
-from app.jobs.schemas import JobCreate
+from app.chat.schemas import ChatCompletion, ChatCompletionCreate
+from app.jobs.answered import job_spec, submit_awaited, wait_for, wait_limit
 from app.jobs.submission import Submitter
 
 log = logging.getLogger(__name__)
@@ -90,25 +86,13 @@ WaitSeconds = Annotated[
 ]
 
 
-_FAILURES: dict[int | str, dict[str, Any]] = {
-    code: {"model": OpenAIErrorBody, "description": why}
-    for code, why in (
-        (400, "Invalid input, unknown model, or the job failed on context length"),
-        (402, "A budget has no room for this job's worst-case cost"),
-        (409, "The job was cancelled"),
-        (429, "The job failed on rate limits"),
-        (502, "The provider failed (its key, an unknown model upstream)"),
-        (503, "Every model of the chain was overloaded or down"),
-        (504, "The job timed out, or is still running: poll GET /v1/jobs/{job_id}"),
-    )
-}
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The answer; with `stream: true`, OpenAI's server-sent chunks, relayed "
         "as the provider produces them",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     },
-    **_FAILURES,
+    **FAILURES,
 }
 
 
@@ -126,11 +110,8 @@ async def create_chat_completion(
     state: State,
     x_switchboard_wait_s: WaitSeconds = None,
 ) -> Response:
-    spec = _job(body)
-    awaited = state.streams is not None  # the worker tells of the job's end through Redis
-    accepted = await run_in_threadpool(submitter.submit, spec, idempotency_key, awaited=awaited)
-    limit = state.settings.chat_wait_timeout_s
-    wait_s = min(x_switchboard_wait_s, limit) if x_switchboard_wait_s is not None else limit
+    accepted = await submit_awaited(submitter, state, job_spec(body.job), idempotency_key)
+    wait_s = wait_limit(state, x_switchboard_wait_s)
     include_usage = body.usage_in_stream
     if body.stream and state.streams is not None:
         return await live_answer(
@@ -141,21 +122,7 @@ async def create_chat_completion(
             wait_s=wait_s,
             abandoned=request.is_disconnected,
         )
-    job = await job_end(
-        state.sessions,
-        accepted.id,
-        timeout_s=wait_s,
-        abandoned=request.is_disconnected,
-        events=state.streams.subscribe(accepted.id) if state.streams is not None else None,
-    )
+    job = await wait_for(request, state, accepted.id, wait_s)
     if job is None:
         return wait_timeout(accepted.id, wait_s)
     return ended(job, stream=body.stream, include_usage=include_usage)
-
-
-def _job(body: ChatCompletionCreate) -> JobCreate:
-    try:
-        return body.job()
-    except ValidationError as exc:
-        first: dict[str, Any] = dict(exc.errors()[0])
-        raise InvalidInput(str(first.get("msg", "invalid request"))) from exc

@@ -9,9 +9,8 @@ from pydantic import BaseModel, Field, model_validator
 from app.constants import Priority
 from app.jobs.schemas import ChatParams, JobCreate, Metadata, Strict
 from app.relay.publisher import STREAM_FLAG
+from app.routing.model_names import route_from_model_name
 
-POLICY_PREFIX = "policy:"
-STRATEGY_PREFIX = "strategy:"
 # Fields that only shape this endpoint's answer: they are not part of the job.
 _ANSWER_FIELDS = {"stream", "stream_options", "n", "max_completion_tokens"}
 
@@ -37,15 +36,7 @@ class ChatCompletionCreate(ChatParams):
     def _routed_model(cls, data: Any) -> Any:
         """``model: "policy:x"`` / ``"strategy:y"`` become the job's ``policy`` / ``strategy``:
         OpenAI's SDKs have no other field to carry them."""
-        if not isinstance(data, dict):
-            return data
-        model = data.get("model")
-        if isinstance(model, str):
-            for prefix, field in ((POLICY_PREFIX, "policy"), (STRATEGY_PREFIX, "strategy")):
-                if model.startswith(prefix):
-                    data = {k: v for k, v in data.items() if k != "model"}
-                    data[field] = model.removeprefix(prefix)
-        return data
+        return route_from_model_name(data)
 
     @model_validator(mode="after")
     def _one_limit(self) -> ChatCompletionCreate:

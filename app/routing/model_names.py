@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.chat.schemas import POLICY_PREFIX, STRATEGY_PREFIX
+POLICY_PREFIX = "policy:"
+STRATEGY_PREFIX = "strategy:"
 
 
 def route_from_model_name(data: Any) -> Any:
