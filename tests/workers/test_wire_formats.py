@@ -247,3 +247,22 @@ def test_a_streamed_chat_relays_the_formats_stream_and_bills_its_usage(
     wait_for_jobs(engine, [job_id])
     (row,) = job_rows(engine, [job_id]).values()
     check_recorded(engine, case, row, reply)
+
+
+def test_a_request_the_format_cannot_express_fails_at_once_without_a_call(
+    api: httpx.Client, engine: Engine, simulator: Simulator
+) -> None:
+    """Anthropic has no audio input: the job fails ``invalid_request`` on its one attempt,
+    nothing reaches the provider, and the worker carries on."""
+    audio = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
+    body = {"model": "sim-claude-haiku", "messages": [{"role": "user", "content": [audio]}]}
+    submitted = api.post("/v1/jobs", json=body)
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    assert wait_for_jobs(engine, [job_id]) == {job_id: "failed"}
+    job = api.get(f"/v1/jobs/{job_id}").json()
+    assert job["error"]["code"] == "invalid_request"
+    assert "input_audio" in job["error"]["message"]
+    (attempt,) = job["attempts"]
+    assert (attempt["error_class"], attempt["decision"]) == ("invalid_request", "fail")
+    assert simulator.stats()["providers"].get("sim-anthropic", {}).get("requests", 0) == 0
