@@ -111,6 +111,7 @@ def test_a_call_the_format_cannot_express_is_both_invalid_input_and_an_invalid_r
     with pytest.raises(UntranslatableRequest) as caught:
         get_adapter(name).build_request(call)
     error = caught.value
-    assert isinstance(error, InvalidInput) and isinstance(error, ProviderError)
+    assert isinstance(error, InvalidInput)
+    assert isinstance(error, ProviderError)
     assert error.kind == "invalid_request"
     assert "input_audio" in error.message

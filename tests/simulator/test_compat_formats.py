@@ -95,7 +95,8 @@ def test_openrouter_fails_midway_with_its_documented_error_chunk(sim: RunningSim
     with pytest.raises(ProviderError) as caught:
         get_adapter("openrouter").parse_stream(response.text.splitlines())
     assert caught.value.kind == "server_error"
-    assert caught.value.completion is not None and caught.value.completion.text
+    assert caught.value.completion is not None
+    assert caught.value.completion.text
 
 
 @pytest.mark.parametrize(
