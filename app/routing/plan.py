@@ -55,7 +55,7 @@ def selection_request(
         weights={str(k): v for k, v in route.weights.items()} if route and route.weights else None,
         capabilities=needs.capabilities,
     )
-    if registry is not None:
+    if registry is not None and needs.image_urls:  # the only need a wire format can refuse
         refused = tuple(
             model.id
             for model in registry.models.values()

@@ -104,6 +104,25 @@ def image_url_ok(url: Any) -> bool:
     )
 
 
+def image_url_count(content: Any, index: int) -> int:
+    """How many OpenAI ``image_url`` parts ``messages[index]`` has; one that is not a usable
+    image is a 400 (OpenAI's format and every server that speaks it)."""
+    if not isinstance(content, list):
+        return 0
+    count = 0
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "image_url":
+            image = part.get("image_url")
+            if not isinstance(image, dict) or not image_url_ok(image.get("url")):
+                raise invalid(
+                    f"Invalid 'messages[{index}].content': image_url must be an http(s) URL or "
+                    "a base64 data URL of a JPEG, PNG, GIF or WebP image.",
+                    f"messages[{index}].content",
+                )
+            count += 1
+    return count
+
+
 def positive_int(value: Any) -> int | None:
     """``value`` as a max-tokens count: None if absent; ``ValueError`` unless an int >= 1."""
     if value is None:

@@ -19,7 +19,7 @@ from app.simulator.formats.base import (
     ReplyMeta,
     WireFormat,
     content_text,
-    image_url_ok,
+    image_url_count,
     invalid,
     positive_int,
     sse_event,
@@ -133,7 +133,7 @@ class OpenAIFormat(WireFormat):
                     f"messages[{index}].content",
                 )
             texts.append(text)
-            images += _images(message.get("content"), index)
+            images += image_url_count(message.get("content"), index)
         field = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
         try:
             max_tokens = positive_int(body.get(field))
@@ -380,24 +380,6 @@ class OpenAIFormat(WireFormat):
             (b"x-request-id", b"req_" + meta.uid.encode()),
             (b"openai-processing-ms", str(round(meta.duration_s * 1000)).encode()),
         ]
-
-
-def _images(content: Any, index: int) -> int:
-    """How many ``image_url`` parts a message has; one that is not a usable image is a 400."""
-    if not isinstance(content, list):
-        return 0
-    count = 0
-    for part in content:
-        if isinstance(part, dict) and part.get("type") == "image_url":
-            image = part.get("image_url")
-            if not isinstance(image, dict) or not image_url_ok(image.get("url")):
-                raise invalid(
-                    f"Invalid 'messages[{index}].content': image_url must be an http(s) URL or "
-                    "a base64 data URL of a JPEG, PNG, GIF or WebP image.",
-                    f"messages[{index}].content",
-                )
-            count += 1
-    return count
 
 
 def _tool(body: dict[str, Any], messages: list[Any]) -> ToolSpec | None:
