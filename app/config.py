@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     metrics_host: str = "0.0.0.0"
     metrics_token: SecretStr | None = None
 
+    # OpenRouter's app attribution: sent as HTTP-Referer / X-Title on its requests when set.
+    openrouter_site_url: str | None = None
+    openrouter_app_name: str | None = None
+
     secret_key: SecretStr | None = None
     # The operator's key to the API; tenants call with gateway keys the admin issues.
     admin_key: SecretStr | None = None

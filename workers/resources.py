@@ -21,6 +21,7 @@ from app.jobs.delayed import DelayedJobs
 from app.jobs.reconcile import Reconciler
 from app.jobs.runtime import Runtime
 from app.metrics.worker import worker_metrics
+from app.providers.headers import provider_headers
 from app.providers.transport import provider_client
 from app.ratelimit import TokenBuckets
 from app.registry.keys import KeyRing, ProviderKey, keys_stamp, load_keyring, set_enabled
@@ -116,6 +117,10 @@ def build_resources(settings: Settings) -> ProcessResources:
         relay=StreamPublisher(client),
         disable_key=disable_key,
         observer=metrics,
+        provider_headers=provider_headers(
+            openrouter_site_url=settings.openrouter_site_url,
+            openrouter_app_name=settings.openrouter_app_name,
+        ),
         attempt_timeout_s=settings.attempt_timeout_s,
         lease_margin_s=settings.lease_margin_s,
         max_in_slot_wait_s=settings.max_in_slot_wait_s,

@@ -31,6 +31,7 @@ from app.jobs.states import BatchStatus
 from app.ledger.record import BATCH_EVENT
 from app.policies.rules import Policy
 from app.registry.service import ModelInfo, Registry
+from app.routing.capabilities import needs_of
 from app.routing.plan import PerformanceSource, Plan, PolicySource, plan_chain
 
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
@@ -266,13 +267,14 @@ def _resolve_all(
     *,
     collect: bool,
 ) -> _Planned:
-    """Each request's fallback chain; identical model lists are resolved once (a strategy
-    request is routed on its own: its cost depends on its own tokens). Without ``collect`` the
-    first request that cannot be routed is raised."""
+    """Each request's fallback chain; identical model lists asked for the same capabilities
+    are resolved once (a strategy request is routed on its own: its cost depends on its own
+    tokens). Without ``collect`` the first request that cannot be routed is raised."""
     cache: dict[tuple[str, ...], Plan] = {}
     planned = _Planned([], [])
     for i, request in enumerate(read.requests):
-        key = tuple(request.params.model_chain)
+        chain = tuple(request.params.model_chain)
+        key = (*chain, "|", *needs_of(request.params).key) if chain else ()
         plan = cache.get(key) if key else None
         if plan is None:
             line = read.lines[i] if read.lines is not None else None

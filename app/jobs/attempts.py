@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,9 +17,15 @@ MAX_ERROR_MESSAGE = 1000
 
 
 def chat_call(
-    request: dict[str, Any], model: ModelInfo, provider: ProviderInfo, key: ProviderKey
+    request: dict[str, Any],
+    model: ModelInfo,
+    provider: ProviderInfo,
+    key: ProviderKey,
+    *,
+    headers: Mapping[str, str] | None = None,
 ) -> ChatCall:
-    """The provider call for a stored job request, on ``model`` with ``key``."""
+    """The provider call for a stored job request, on ``model`` with ``key``; ``headers`` are
+    the provider's own extras (OpenRouter's attribution)."""
     return ChatCall(
         base_url=provider.base_url,
         model=model.upstream,
@@ -33,6 +40,7 @@ def chat_call(
         response_format=request.get("response_format"),
         seed=request.get("seed"),
         user=request.get("user"),
+        extra_headers=dict(headers or {}),
     )
 
 
@@ -45,6 +53,11 @@ def result_document(completion: Completion) -> dict[str, Any]:
             {"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls
         ],
         "response_id": completion.response_id,
+        **(
+            {"upstream_provider": completion.upstream_provider}
+            if completion.upstream_provider
+            else {}
+        ),
     }
 
 

@@ -48,7 +48,8 @@ def call(rt: Runtime, claim: Claim, target: Target, key: ProviderKey, *, timeout
     if claim.kind == EMBEDDING:
         return _embedding(rt, claim, target, key, timeout)
     adapter = get_adapter(target.provider.wire_format)
-    request = chat_call(claim.request, target.model, target.provider, key)
+    headers = rt.provider_headers.get(target.provider.wire_format, {})
+    request = chat_call(claim.request, target.model, target.provider, key, headers=headers)
     if rt.relay is not None and wants_stream(claim.request, claim.batch_id):
         streamed = rt.relay.call(
             rt.http,

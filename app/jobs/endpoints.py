@@ -129,6 +129,7 @@ def job_out(job: JobRow, attempts: list[AttemptRow] | None) -> JobOut:
             finish_reason=job.result.get("finish_reason"),
             tool_calls=[ToolCallOut(**c) for c in job.result.get("tool_calls", [])],
             response_id=job.result.get("response_id"),
+            upstream_provider=job.result.get("upstream_provider"),
         )
     usage = None
     if job.input_tokens is not None:

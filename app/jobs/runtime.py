@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -40,6 +40,8 @@ class Runtime:
     # fails, the webhook sweep publishes them later (app/webhooks/outbox.py).
     publish_events: Callable[[tuple[str, ...]], None] = lambda event_ids: None
     observer: JobObserver = field(default_factory=Unobserved)  # e.g. the worker's metrics
+    # Headers every call in a wire format carries (OpenRouter's attribution), by format.
+    provider_headers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     attempt_timeout_s: float = 60.0
     lease_margin_s: float = 30.0

@@ -290,6 +290,9 @@ class JobResult(BaseModel):
     finish_reason: str | None
     tool_calls: list[ToolCallOut] = []
     response_id: str | None = None
+    upstream_provider: str | None = Field(
+        default=None, description="Who served it behind a router (OpenRouter's `provider`)."
+    )
 
 
 class EmbeddingItem(BaseModel):

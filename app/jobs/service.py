@@ -26,6 +26,7 @@ from app.ledger.record import Cancelled, record
 from app.policies.rules import Policy
 from app.registry.service import ModelInfo, Registry
 from app.relay.publisher import AWAITED_FLAG
+from app.routing.capabilities import SERVES, needs_of, shortfall
 from app.routing.plan import PerformanceSource, PolicySource, plan_chain
 
 
@@ -44,17 +45,15 @@ class Dispatcher(Protocol):
     def publish(self, refs: Sequence[JobRef]) -> None: ...
 
 
-# What a model must serve, as a refusal names it.
-SERVES = {"chat": "chat completions", "embeddings": "embeddings"}
-
-
 def resolve_chain(
     registry: Registry, params: RoutedRequest, param: str = "model"
 ) -> list[ModelInfo]:
-    """The job's models, in fallback order, each known, enabled and serving what the request
-    asks for (chat, or embeddings)."""
+    """The job's models, in fallback order, each known, enabled and able to serve the
+    request: what it asks for (chat, or embeddings) and what its body needs (tools, images,
+    a JSON response format; see ``app.routing.capabilities``)."""
     chain: list[ModelInfo] = []
     names = params.model_chain
+    needs = needs_of(params)
     for i, name in enumerate(names):
         where = param if isinstance(params.model, str) else f"{param}[{i}]"
         model = registry.model(name, param=where)
@@ -62,6 +61,13 @@ def resolve_chain(
             raise InvalidInput(
                 f"model {name!r} does not serve {SERVES[params.capability]}",
                 code="unsupported_model",
+                param=where,
+            )
+        problem = shortfall(needs, model, registry)
+        if problem is not None:
+            raise InvalidInput(
+                f"model {name!r} cannot serve this request: {problem}",
+                code="unsupported_capability",
                 param=where,
             )
         chain.append(model)

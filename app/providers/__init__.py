@@ -8,8 +8,10 @@
     streamed = stream_chat(client, adapter, call, timeout=30.0,   # the same, streaming:
                            on_start=..., on_deltas=publish)       # deltas as they arrive
 
-Adapters are stateless singletons, one per wire-format name; ``lmstudio`` and ``vllm`` are
-the plain OpenAI-compatible format under their own names.
+Adapters are stateless singletons, one per wire-format name; ``vllm`` is the plain
+OpenAI-compatible format under its own name, ``groq``, ``openrouter`` and ``lmstudio`` add
+their quirks to it. ``build_request`` raises ``UntranslatableRequest`` (an ``InvalidInput``
+and an ``invalid_request`` provider failure) for a call the format cannot express.
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ from app.providers.errors import (
     ServerFailed,
     TimedOut,
     UnclassifiedProviderError,
+    UntranslatableRequest,
 )
 from app.providers.gemini import GeminiAdapter
 from app.providers.ollama import OllamaAdapter
-from app.providers.openai import GroqAdapter, OpenAIAdapter, OpenRouterAdapter
+from app.providers.openai import (
+    GroqAdapter,
+    LMStudioAdapter,
+    OpenAIAdapter,
+    OpenRouterAdapter,
+)
 from app.providers.streaming import Streamed, stream_chat
 from app.providers.transport import open_stream, send, send_async
 from app.providers.types import (
@@ -79,6 +87,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "UnclassifiedProviderError",
+    "UntranslatableRequest",
     "Usage",
     "deltas_of",
     "get_adapter",
@@ -93,7 +102,7 @@ _OPENAI = OpenAIAdapter("openai", max_tokens_field="max_completion_tokens")
 _GEMINI = GeminiAdapter()
 _OLLAMA = OllamaAdapter()
 _VLLM = OpenAIAdapter("vllm")
-_LMSTUDIO = OpenAIAdapter("lmstudio")
+_LMSTUDIO = LMStudioAdapter()
 _GROQ = GroqAdapter()
 _OPENROUTER = OpenRouterAdapter()
 

@@ -60,7 +60,7 @@ class AnthropicAdapter(WireAdapter):
     def __init__(self) -> None:
         super().__init__("anthropic")
 
-    def build_request(self, call: ChatCall) -> httpx.Request:
+    def translate(self, call: ChatCall) -> httpx.Request:
         system, messages = _messages(call.messages)
         tools = [
             compact(

@@ -19,8 +19,14 @@ from typing import Any, ClassVar, Protocol
 
 import httpx
 
+from app.errors import InvalidInput
 from app.providers.classify import ErrorReport, classify, report_from_body
-from app.providers.errors import ContentFiltered, ProviderError, ServerFailed
+from app.providers.errors import (
+    ContentFiltered,
+    ProviderError,
+    ServerFailed,
+    UntranslatableRequest,
+)
 from app.providers.ratelimit_headers import retry_after_from_headers
 from app.providers.sse import Framing, SSEDecoder
 from app.providers.types import ChatCall, Completion, Delta, RateLimitSnapshot, StreamReader
@@ -67,8 +73,8 @@ class WireAdapter(ABC):
     # -- what each format supplies -------------------------------------------------------
 
     @abstractmethod
-    def build_request(self, call: ChatCall) -> httpx.Request:
-        """The HTTP request for ``call`` in this wire format."""
+    def translate(self, call: ChatCall) -> httpx.Request:
+        """The HTTP request for ``call`` in this wire format; ``InvalidInput`` if it has none."""
 
     @abstractmethod
     def completion_from_body(self, body: Any) -> Completion:
@@ -91,6 +97,17 @@ class WireAdapter(ABC):
         return report_from_body(body, http_status=http_status)
 
     # -- the shared template ---------------------------------------------------------------
+
+    def build_request(self, call: ChatCall) -> httpx.Request:
+        """The HTTP request for ``call``; a call this format cannot express raises
+        ``UntranslatableRequest`` (an ``InvalidInput`` that is also an ``invalid_request``
+        provider failure, so a worker that meets it fails the job instead of crashing)."""
+        try:
+            return self.translate(call)
+        except ProviderError:
+            raise
+        except InvalidInput as err:
+            raise UntranslatableRequest(f"{self.name}: {err.message}", code=err.code) from None
 
     def stream_reader(self, headers: httpx.Headers | None = None) -> StreamReader:
         """A reader for one stream; ``headers`` (the stream response's) give ``rate_limits``."""

@@ -87,6 +87,10 @@ _AUTH_CODES = frozenset(
     }
 )
 
+# The model is gone or absent, whatever the status says: Groq answers a retired model with
+# 400 model_decommissioned, LM Studio a model that is not loaded with a 400 or 404.
+_GONE_CODES = frozenset({"model_decommissioned", "model_not_loaded"})
+
 _KIND_BY_STATUS: dict[int, ErrorKind] = {
     400: ErrorKind.INVALID_REQUEST,
     401: ErrorKind.AUTH,
@@ -108,6 +112,7 @@ _KIND_BY_CODE: dict[str, ErrorKind] = {
     "rate_limit_error": ErrorKind.RATE_LIMIT,
     "resource_exhausted": ErrorKind.RATE_LIMIT,
     "overloaded_error": ErrorKind.OVERLOADED,
+    "capacity_exceeded": ErrorKind.OVERLOADED,
     "unavailable": ErrorKind.OVERLOADED,
     "api_error": ErrorKind.SERVER_ERROR,
     "server_error": ErrorKind.SERVER_ERROR,
@@ -143,6 +148,8 @@ def kind_of(report: ErrorReport) -> ErrorKind:
         return ErrorKind.CONTENT_FILTER
     if codes & _AUTH_CODES:
         return ErrorKind.AUTH
+    if codes & _GONE_CODES:
+        return ErrorKind.NOT_FOUND
     if report.status == 503:
         overloaded = "unavailable" in codes or "overloaded_error" in codes
         if overloaded or _OVERLOADED_WORDING.search(report.message):

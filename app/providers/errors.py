@@ -10,6 +10,7 @@
         ├── TimedOut             timeout         no answer within the attempt timeout
         ├── ContentFiltered      content_filter  refused by moderation / safety
         ├── InvalidProviderRequest invalid_request the request itself is wrong (caller's fault)
+        │   └── UntranslatableRequest   …that this wire format cannot express (also InvalidInput)
         ├── ModelNotFound        not_found       unknown or retired model
         └── UnclassifiedProviderError unknown    anything else; retried conservatively
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
-from app.errors import SwitchboardError
+from app.errors import InvalidInput, SwitchboardError
 
 if TYPE_CHECKING:
     from app.providers.types import Completion
@@ -107,6 +108,22 @@ class ContentFiltered(ProviderError):
 
 class InvalidProviderRequest(ProviderError):
     kind = ErrorKind.INVALID_REQUEST.value
+
+
+class UntranslatableRequest(InvalidProviderRequest, InvalidInput):
+    """A call the adapter cannot put in its wire format (a content part or tool the format has
+    no equivalent for, tool arguments that are not JSON).
+
+    To a caller building requests it is ``InvalidInput`` (a 400 with ``code``); to a worker it
+    is a provider failure of kind ``invalid_request``, so the job fails at once, recorded,
+    instead of escaping the attempt.
+    """
+
+    http_status = 400
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ModelNotFound(ProviderError):

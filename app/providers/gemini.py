@@ -7,8 +7,10 @@ completion tokens here are ``totalTokenCount - promptTokenCount``, what is bille
 
 from __future__ import annotations
 
+import mimetypes
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -65,7 +67,7 @@ class GeminiAdapter(WireAdapter):
     def __init__(self) -> None:
         super().__init__("gemini")
 
-    def build_request(self, call: ChatCall) -> httpx.Request:
+    def translate(self, call: ChatCall) -> httpx.Request:
         method = "streamGenerateContent?alt=sse" if call.stream else "generateContent"
         system, contents = _contents(call.messages)
         tools = [
@@ -280,7 +282,9 @@ def _part(part: Part) -> dict[str, Any]:
     assert isinstance(part, ImagePart)
     if part.data is not None:
         return {"inlineData": {"mimeType": part.media_type, "data": part.data}}
-    return {"fileData": {"fileUri": part.url}}
+    # Gemini wants the type of a file it fetches; a URL's extension is the one hint we have.
+    media_type, _ = mimetypes.guess_type(urlsplit(part.url).path)
+    return {"fileData": compact({"mimeType": media_type, "fileUri": part.url})}
 
 
 def _tool_result(text: str) -> dict[str, Any]:

@@ -3,10 +3,13 @@
 Sampling goes into ``options`` (``num_predict``, ``temperature``, ``top_p``, ``stop``);
 images travel as bare base64 in ``images``; tool arguments are objects, not JSON text.
 Usage is ``prompt_eval_count`` / ``eval_count``, reported on the final (``done``) object.
+Errors are bare text (``{"error": "..."}``): a model that was never pulled ("model 'x' not
+found, try pulling it first") is ``not_found`` whatever the status it came with.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +17,7 @@ import httpx
 
 from app.errors import InvalidInput
 from app.providers.base import StreamFold, WireAdapter
+from app.providers.classify import ErrorReport
 from app.providers.messages import (
     ImagePart,
     content_parts,
@@ -47,6 +51,9 @@ from app.providers.wire import (
     token_count,
 )
 
+# "model 'llama3.2' not found", "model \"x\" not found, try pulling it first"
+_NOT_PULLED = re.compile(r"model ['\"]?[^'\"]*['\"]? not found|try pulling it", re.IGNORECASE)
+
 
 class OllamaAdapter(WireAdapter):
     """The Ollama ``/api/chat`` wire format."""
@@ -54,7 +61,13 @@ class OllamaAdapter(WireAdapter):
     def __init__(self) -> None:
         super().__init__("ollama")
 
-    def build_request(self, call: ChatCall) -> httpx.Request:
+    def error_report(self, body: Any, *, http_status: int | None) -> ErrorReport | None:
+        report = super().error_report(body, http_status=http_status)
+        if report is not None and _NOT_PULLED.search(report.message):
+            return report.with_codes("model_not_found")
+        return report
+
+    def translate(self, call: ChatCall) -> httpx.Request:
         options = compact(
             {
                 "num_predict": call.max_tokens,

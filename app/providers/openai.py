@@ -1,12 +1,16 @@
 """OpenAI chat/completions and embeddings, and the servers that speak it.
 
-One adapter class covers OpenAI, vLLM and LM Studio; Groq and OpenRouter are subclasses that
-add their quirks: Groq's usage hidden under ``x_groq`` in older streams, OpenRouter's
-upstream error inside ``error.metadata.raw`` and its moderation 403s.
+One adapter class covers OpenAI and vLLM (whose errors — flat ``{"object": "error", ...}`` or
+wrapped with an integer ``code`` — the shared classifier reads); Groq, OpenRouter and LM Studio
+are subclasses that add their quirks: Groq's usage under ``x_groq`` in older streams and its
+498 "capacity exceeded", OpenRouter's upstream error inside ``error.metadata.raw``, its
+moderation 403s and the upstream ``provider`` it names in every response, LM Studio's "no
+models loaded".
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -57,7 +61,7 @@ class OpenAIAdapter(WireAdapter):
         super().__init__(name)
         self.max_tokens_field = max_tokens_field
 
-    def build_request(self, call: ChatCall) -> httpx.Request:
+    def translate(self, call: ChatCall) -> httpx.Request:
         body = compact(
             {
                 "model": call.model,
@@ -96,6 +100,7 @@ class OpenAIAdapter(WireAdapter):
             tool_calls=[_tool_call(as_object(item)) for item in as_list(message.get("tool_calls"))],
             model=text_or_none(body.get("model")),
             response_id=text_or_none(body.get("id")),
+            upstream_provider=text_or_none(body.get("provider")),
         )
 
     def usage_from(self, body: dict[str, Any]) -> Usage | None:
@@ -143,6 +148,12 @@ class OpenAIAdapter(WireAdapter):
             return Embeddings(vectors=vectors, usage=usage, model=text_or_none(body.get("model")))
 
 
+# Groq's own status for a full flex tier ("498 Flex Tier Capacity Exceeded").
+GROQ_CAPACITY_STATUS = 498
+# LM Studio's words for a server with no model (or not the asked one) in memory.
+_LMSTUDIO_NOT_LOADED = re.compile(r"no models? loaded|model is unloaded|is not loaded", re.I)
+
+
 class GroqAdapter(OpenAIAdapter):
     """Groq: OpenAI's format; older streams report usage only under ``x_groq.usage``."""
 
@@ -154,6 +165,12 @@ class GroqAdapter(OpenAIAdapter):
         if usage is None and isinstance(body.get("x_groq"), dict):
             return super().usage_from(body["x_groq"])
         return usage
+
+    def error_report(self, body: Any, *, http_status: int | None) -> ErrorReport | None:
+        report = super().error_report(body, http_status=http_status)
+        if report is not None and report.status == GROQ_CAPACITY_STATUS:
+            return report.with_codes("capacity_exceeded")  # the flex tier is full: back off
+        return report
 
 
 class OpenRouterAdapter(OpenAIAdapter):
@@ -188,6 +205,20 @@ class OpenRouterAdapter(OpenAIAdapter):
         return report
 
 
+class LMStudioAdapter(OpenAIAdapter):
+    """LM Studio's OpenAI-compatible server: "No models loaded" means the model is not there
+    (load it, or fall back), not that the request is wrong."""
+
+    def __init__(self) -> None:
+        super().__init__("lmstudio")
+
+    def error_report(self, body: Any, *, http_status: int | None) -> ErrorReport | None:
+        report = super().error_report(body, http_status=http_status)
+        if report is not None and _LMSTUDIO_NOT_LOADED.search(report.message):
+            return report.with_codes("model_not_loaded")
+        return report
+
+
 def _upstream_report(raw: str) -> ErrorReport | None:
     try:
         return report_from_body(decode_json(raw), http_status=None)
@@ -213,6 +244,7 @@ class _StreamState:
     usage: Usage | None = None
     model: str | None = None
     response_id: str | None = None
+    upstream_provider: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -221,6 +253,7 @@ class _StreamState:
     def add(self, chunk: dict[str, Any]) -> list[Delta]:
         self.model = text_or_none(chunk.get("model")) or self.model
         self.response_id = text_or_none(chunk.get("id")) or self.response_id
+        self.upstream_provider = text_or_none(chunk.get("provider")) or self.upstream_provider
         usage = self.usage_of(chunk)
         if usage is not None:  # cumulative: the last report is the whole stream's
             self.usage = usage
@@ -283,6 +316,7 @@ class _StreamState:
             ],
             model=self.model,
             response_id=self.response_id,
+            upstream_provider=self.upstream_provider,
         )
 
 

@@ -107,6 +107,8 @@ class Completion:
     model: str | None = None
     response_id: str | None = None
     rate_limits: RateLimitSnapshot | None = None
+    # Who served it behind a router (OpenRouter's ``provider``: "OpenAI", "Chutes", ...).
+    upstream_provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from app.jobs.schemas import ChatParams, RoutedRequest
 from app.policies.rules import Policy, resolve
 from app.ratelimit.estimate import estimate_input_tokens, estimate_prompt_tokens
 from app.registry.service import ModelInfo, Registry
+from app.routing.capabilities import needs_of, shortfall
 from app.routing.performance import PerformanceTable, empty_table
 from app.routing.selection import Selection, SelectionRequest, Strategy, select, select_among
 
@@ -30,17 +31,21 @@ class Plan:
     routing: dict[str, Any] | None
 
 
-def selection_request(params: RoutedRequest, strategy: Strategy | None = None) -> SelectionRequest:
+def selection_request(
+    params: RoutedRequest, strategy: Strategy | None = None, registry: Registry | None = None
+) -> SelectionRequest:
     """What a strategy request needs: its token estimate, its capabilities, its filters.
 
     Capabilities the body itself implies (tools, a JSON response format, image parts) are
-    required too, so the gateway never routes a request to a model that cannot serve it.
+    required too (``app.routing.capabilities``), so the gateway never routes a request to a
+    model that cannot serve it; with ``registry``, models whose wire format cannot take the
+    request's inputs are excluded as well.
     """
     strategy = strategy or params.strategy
     assert strategy is not None
     body = params.to_request()
     route = params.route
-    needed = {params.capability, *(route.capabilities or [] if route else [])}
+    needs = needs_of(params, frozenset(route.capabilities or []) if route else frozenset())
     filters = SelectionRequest(
         strategy=strategy,
         max_cost_usd=route.max_cost_usd if route else None,
@@ -48,7 +53,15 @@ def selection_request(params: RoutedRequest, strategy: Strategy | None = None) -
         prefer_providers=tuple(route.prefer_providers) if route else (),
         exclude_models=tuple(route.exclude_models) if route else (),
         weights={str(k): v for k, v in route.weights.items()} if route and route.weights else None,
+        capabilities=needs.capabilities,
     )
+    if registry is not None and needs.image_urls:  # the only need a wire format can refuse
+        refused = tuple(
+            model.id
+            for model in registry.models.values()
+            if needs.capabilities <= model.capabilities and shortfall(needs, model, registry)
+        )
+        filters = replace(filters, exclude_models=filters.exclude_models + refused)
     if not isinstance(params, ChatParams):  # embeddings: each input must fit the window
         inputs = body["input"]
         return replace(
@@ -56,19 +69,11 @@ def selection_request(params: RoutedRequest, strategy: Strategy | None = None) -
             input_tokens=estimate_input_tokens(inputs),
             max_tokens=0,
             context_tokens=max(estimate_input_tokens([text]) for text in inputs),
-            capabilities=frozenset(needed),
         )
-    if params.tools:
-        needed.add("tools")
-    if (params.response_format or {}).get("type") in ("json_object", "json_schema"):
-        needed.add("json_mode")
-    if _has_images(body.get("messages", [])):
-        needed.add("vision")
     return replace(
         filters,
         input_tokens=estimate_prompt_tokens(body.get("messages", []), params.tools),
         max_tokens=params.max_tokens,
-        capabilities=frozenset(needed),
     )
 
 
@@ -81,7 +86,7 @@ def route_request(
 ) -> Selection:
     """The selection for a ``strategy`` request (also ``POST /v1/route``'s dry run)."""
     table = performance() if performance is not None else empty_table()
-    return select(registry, table, selection_request(params), usable=usable)
+    return select(registry, table, selection_request(params, registry=registry), usable=usable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +119,6 @@ def plan_chain(
     return Plan(list(selection.chain), selection.record())
 
 
-def _has_images(messages: list[dict[str, Any]]) -> bool:
-    return any(
-        isinstance(part, dict) and part.get("type") in ("image_url", "image")
-        for message in messages
-        if isinstance(message.get("content"), list)
-        for part in message["content"]
-    )
-
-
 def _policy_plan(
     registry: Registry,
     params: RoutedRequest,
@@ -150,24 +146,36 @@ def _policy_plan(
     if route.strategy is not None and not route.weighted:
         table = performance() if performance is not None else empty_table()
         request = replace(
-            selection_request(params, cast(Strategy, route.strategy)),
+            selection_request(params, cast(Strategy, route.strategy), registry),
             max_cost_usd=route.max_cost_usd,
         )
         selection = select_among(registry, table, request, route.models, usable=usable)
         record.update(selection.record(), reason=f"{route.reason}; {selection.reason}")
         return Plan(list(selection.chain), record)
-    # Models a stored policy names may have been disabled or removed since: skip them.
-    chain = [
-        model
-        for name in route.models
-        if (model := _known(registry, name)) is not None and params.capability in model.capabilities
-    ]
+    # Models a stored policy names may have been disabled or removed since, or may not serve
+    # what this request needs: skip them, and say which were skipped and why.
+    needs = needs_of(params)
+    chain: list[ModelInfo] = []
+    skipped: list[dict[str, str]] = []
+    for name in route.models:
+        model = _known(registry, name)
+        if model is None:
+            skipped.append({"model": name, "reason": "unknown or disabled"})
+            continue
+        problem = shortfall(needs, model, registry)
+        if problem is not None:
+            skipped.append({"model": model.id, "reason": problem})
+            continue
+        chain.append(model)
     if not chain:
+        why = "; ".join(f"{s['model']}: {s['reason']}" for s in skipped)
         raise InvalidInput(
-            f"none of the models of {route.reason} is available",
+            f"none of the models of {route.reason} can serve this request ({why})",
             code="no_model_available",
             param="policy",
         )
+    if skipped:
+        record["skipped"] = skipped
     record.update(
         strategy=route.strategy,
         model=chain[0].id,

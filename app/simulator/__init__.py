@@ -1,5 +1,6 @@
 """The provider simulator: a real HTTP server speaking the OpenAI, Anthropic, Gemini and
-Ollama wire formats with configurable latency, rate limits, injected errors and context
+Ollama wire formats — and OpenAI's as Groq, OpenRouter, vLLM and LM Studio speak it, quirks
+included — with configurable latency, rate limits, injected errors and context
 windows, counting everything it received and answered.
 
     from app.simulator import default_config, run

@@ -73,6 +73,7 @@ class ChatRequest:
     include_usage: bool = False  # OpenAI's stream_options.include_usage
     sse: bool = True  # stream framing: server-sent events, or Gemini's JSON array
     tool: ToolSpec | None = None  # the offered tool the model calls (see ``tools``)
+    images: int = 0  # image inputs, each checked against the format's shape (see ``tokens``)
 
 
 @dataclass(frozen=True, slots=True)

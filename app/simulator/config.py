@@ -16,7 +16,9 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-WireFormatName = Literal["openai", "anthropic", "gemini", "ollama"]
+WireFormatName = Literal[
+    "openai", "anthropic", "gemini", "ollama", "groq", "openrouter", "vllm", "lmstudio"
+]
 
 # A provider name is the first path segment of its routes; "_" opens the admin namespace.
 _PROVIDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -149,8 +151,26 @@ def default_config() -> SimulatorConfig:
                 format="ollama",
                 models={
                     "sim-llama-small": SimModel(latency_ms=30, context_window=8192),
+                    "sim-qwen-vl": SimModel(latency_ms=40, context_window=32_768),
                     "sim-nomic-embed": SimModel(latency_ms=10, context_window=8192),
                 },
+            ),
+            "sim-groq": SimProvider(
+                format="groq",
+                models={"sim-groq-llama": SimModel(latency_ms=10, context_window=131_072)},
+            ),
+            "sim-openrouter": SimProvider(
+                format="openrouter",
+                # OpenRouter names models by vendor/model slugs.
+                models={"sim/router-gpt": SimModel(latency_ms=60, context_window=128_000)},
+            ),
+            "sim-vllm": SimProvider(
+                format="vllm",
+                models={"sim-vllm-qwen": SimModel(latency_ms=20, context_window=32_768)},
+            ),
+            "sim-lmstudio": SimProvider(
+                format="lmstudio",
+                models={"sim-lmstudio-qwen": SimModel(latency_ms=30, context_window=32_768)},
             ),
         }
     )

@@ -149,7 +149,7 @@ class Simulator:
         outcome.model = chat.model
         model = provider.model(chat.model)
         spec = model.spec
-        prompt = prompt_tokens(chat.texts)
+        prompt = prompt_tokens(chat.texts, chat.images)
         max_out = chat.max_tokens or spec.max_output_tokens
         if prompt + max_out > spec.context_window:
             raise SimError(

@@ -6,6 +6,8 @@ The simulator has no tokenizer; it uses a fixed, documented approximation so tha
 - **prompt tokens** of a chat request: ``3 + sum(4 + ceil(utf8_bytes(text) / 4))`` over its
   messages, where a message's text is its string content or its text parts concatenated.
   Anthropic's ``system`` and Gemini's ``systemInstruction`` count as one more message.
+- **image inputs** add ``IMAGE_TOKENS`` each to the prompt (OpenAI's flat rate for a
+  low-detail image), whatever their size; each format checks its own image shape first.
 - **embedding input tokens**: ``sum(ceil(utf8_bytes(text) / 4))`` over the inputs (no
   per-message overhead); token-id inputs count one token per id.
 - **completion tokens**: ``low + crc32(prompt texts) % (high - low + 1)`` within the model's
@@ -31,6 +33,7 @@ from enum import StrEnum
 from app.simulator.tools import SimToolCall, ToolSpec, make_call
 
 PROMPT_OVERHEAD = 3
+IMAGE_TOKENS = 85
 MESSAGE_OVERHEAD = 4
 BYTES_PER_TOKEN = 4
 
@@ -48,9 +51,11 @@ def text_tokens(text: str) -> int:
     return -(-len(text.encode()) // BYTES_PER_TOKEN)
 
 
-def prompt_tokens(texts: Sequence[str]) -> int:
-    """Prompt tokens of a chat whose messages (system prompt included) have ``texts``."""
-    return PROMPT_OVERHEAD + sum(MESSAGE_OVERHEAD + text_tokens(text) for text in texts)
+def prompt_tokens(texts: Sequence[str], images: int = 0) -> int:
+    """Prompt tokens of a chat whose messages (system prompt included) have ``texts`` and
+    ``images`` image inputs."""
+    text = PROMPT_OVERHEAD + sum(MESSAGE_OVERHEAD + text_tokens(text) for text in texts)
+    return text + IMAGE_TOKENS * images
 
 
 def prompt_digest(texts: Sequence[str]) -> int:

@@ -39,6 +39,10 @@ def test_shipped_catalog_has_every_provider(catalog: Catalog) -> None:
         "sim-anthropic",
         "sim-gemini",
         "sim-ollama",
+        "sim-groq",
+        "sim-openrouter",
+        "sim-vllm",
+        "sim-lmstudio",
     }
     for name, provider in catalog.providers.items():
         assert provider.name == name

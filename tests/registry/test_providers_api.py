@@ -170,7 +170,7 @@ def test_ollama_discovery_reads_api_tags(
     found = api.post("/v1/providers/sim-ollama/discover").json()
     assert (found["added"], found["known"]) == (
         ["sim-ollama/qwen-tiny"],
-        ["sim-llama-small", "sim-nomic-embed"],
+        ["sim-llama-small", "sim-nomic-embed", "sim-qwen-vl"],
     )
 
 

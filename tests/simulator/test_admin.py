@@ -126,6 +126,10 @@ def test_default_config_names_the_catalogs_providers() -> None:
         "sim-anthropic": "anthropic",
         "sim-gemini": "gemini",
         "sim-ollama": "ollama",
+        "sim-groq": "groq",
+        "sim-openrouter": "openrouter",
+        "sim-vllm": "vllm",
+        "sim-lmstudio": "lmstudio",
     }
     models = {m: p.models[m] for p in config.providers.values() for m in p.models}
     assert models["sim-gpt-mini"].latency_ms == 40

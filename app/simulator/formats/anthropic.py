@@ -16,11 +16,13 @@ from app.simulator.calls import ChatRequest, HttpRequest, Operation, Route
 from app.simulator.config import SimModel
 from app.simulator.faults import Fault, SimError
 from app.simulator.formats.base import (
+    IMAGE_MEDIA_TYPES,
     Headers,
     ReplyMeta,
     WireFormat,
     content_text,
     invalid,
+    is_base64,
     positive_int,
     sse_event,
 )
@@ -97,6 +99,7 @@ class AnthropicFormat(WireFormat):
             raise invalid("system: Input should be a valid string or a list of text blocks")
         if system:
             texts.append(system)
+        images = 0
         for index, message in enumerate(messages):
             if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
                 raise invalid(f"messages.{index}.role: Input should be 'user' or 'assistant'")
@@ -104,10 +107,12 @@ class AnthropicFormat(WireFormat):
             if text is None:
                 raise invalid(f"messages.{index}.content: Input should be a valid list")
             texts.append(text)
+            images += _images(message.get("content"), index)
         stream = body.get("stream")
         if stream is not None and not isinstance(stream, bool):
             raise invalid("stream: Input should be a valid boolean")
-        return ChatRequest(model, texts, max_tokens, bool(stream), tool=_tool(body, messages))
+        tool = _tool(body, messages)
+        return ChatRequest(model, texts, max_tokens, bool(stream), tool=tool, images=images)
 
     @staticmethod
     def _usage(reply: Reply, output_tokens: int) -> dict[str, Any]:
@@ -252,6 +257,37 @@ class AnthropicFormat(WireFormat):
 
     def reply_headers(self, meta: ReplyMeta) -> Headers:
         return [(b"request-id", b"req_" + meta.uid.encode())]
+
+
+def _images(content: Any, index: int) -> int:
+    """How many ``image`` blocks a message has: a ``base64`` source (a supported media type,
+    valid base64) or a ``url`` one; anything else is a 400, as the Messages API answers."""
+    if not isinstance(content, list):
+        return 0
+    count = 0
+    for position, block in enumerate(content):
+        if not isinstance(block, dict) or block.get("type") != "image":
+            continue
+        where = f"messages.{index}.content.{position}.image.source"
+        source = block.get("source")
+        kind = source.get("type") if isinstance(source, dict) else None
+        if kind == "base64":
+            assert isinstance(source, dict)
+            if source.get("media_type") not in IMAGE_MEDIA_TYPES:
+                raise invalid(
+                    f"{where}.base64.media_type: Input should be 'image/jpeg', 'image/png', "
+                    "'image/gif' or 'image/webp'"
+                )
+            if not is_base64(source.get("data")):
+                raise invalid(f"{where}.base64.data: The image data is not valid base64")
+        elif kind == "url":
+            assert isinstance(source, dict)
+            if not str(source.get("url", "")).startswith(("http://", "https://")):
+                raise invalid(f"{where}.url.url: Input should be a valid URL")
+        else:
+            raise invalid(f"{where}: Input tag {kind!r} does not match 'base64' or 'url'")
+        count += 1
+    return count
 
 
 def _tool(body: dict[str, Any], messages: list[Any]) -> ToolSpec | None:

@@ -8,6 +8,8 @@ The engine decides everything else (status flow, limits, latency, injected fault
 
 from __future__ import annotations
 
+import base64
+import binascii
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,6 +72,55 @@ def content_text(content: Any) -> str | None:
         elif isinstance(part.get("content"), str):  # Anthropic tool_result blocks
             texts.append(part["content"])
     return "".join(texts)
+
+
+IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+
+def is_base64(data: Any) -> bool:
+    """Whether ``data`` is non-empty standard base64 (what every format's inline images are)."""
+    if not isinstance(data, str) or not data:
+        return False
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def image_url_ok(url: Any) -> bool:
+    """An OpenAI ``image_url``: an ``http(s)`` URL, or a ``data:image/...;base64,`` URL."""
+    if not isinstance(url, str):
+        return False
+    if url.startswith(("http://", "https://")):
+        return True
+    header, comma, data = url.partition(",")
+    media_type = header.removeprefix("data:").removesuffix(";base64")
+    return (
+        bool(comma)
+        and header.endswith(";base64")
+        and media_type in IMAGE_MEDIA_TYPES
+        and (is_base64(data))
+    )
+
+
+def image_url_count(content: Any, index: int) -> int:
+    """How many OpenAI ``image_url`` parts ``messages[index]`` has; one that is not a usable
+    image is a 400 (OpenAI's format and every server that speaks it)."""
+    if not isinstance(content, list):
+        return 0
+    count = 0
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "image_url":
+            image = part.get("image_url")
+            if not isinstance(image, dict) or not image_url_ok(image.get("url")):
+                raise invalid(
+                    f"Invalid 'messages[{index}].content': image_url must be an http(s) URL or "
+                    "a base64 data URL of a JPEG, PNG, GIF or WebP image.",
+                    f"messages[{index}].content",
+                )
+            count += 1
+    return count
 
 
 def positive_int(value: Any) -> int | None:

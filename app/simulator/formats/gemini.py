@@ -22,6 +22,7 @@ from app.simulator.formats.base import (
     WireFormat,
     content_text,
     invalid,
+    is_base64,
     positive_int,
     sse_event,
 )
@@ -123,11 +124,13 @@ class GeminiFormat(WireFormat):
             if text is None:
                 raise invalid("Invalid value at 'system_instruction': expected a Content object.")
             texts.append(text)
+        images = 0
         for index, content in enumerate(contents):
             text = _parts_text(content)
             if text is None:
                 raise invalid(f"Invalid value at 'contents[{index}]': expected a Content object.")
             texts.append(text)
+            images += _images(content, index)
         config = _field(body, "generationConfig", "generation_config") or {}
         if not isinstance(config, dict):
             raise invalid("Invalid value at 'generation_config': expected an object.")
@@ -139,7 +142,13 @@ class GeminiFormat(WireFormat):
             ) from None
         tool = _tool(body, contents)
         return ChatRequest(
-            route.model or "", texts, max_tokens, route.stream, sse=route.sse, tool=tool
+            route.model or "",
+            texts,
+            max_tokens,
+            route.stream,
+            sse=route.sse,
+            tool=tool,
+            images=images,
         )
 
     def parse_embed(self, body: Any, route: Route) -> EmbedRequest:
@@ -298,6 +307,32 @@ class GeminiFormat(WireFormat):
             details.append({"@type": _RPC + "QuotaFailure", "violations": [violation]})
         details.append({"@type": _RPC + "RetryInfo", "retryDelay": delay})
         return details
+
+
+def _images(content: Any, index: int) -> int:
+    """How many image parts a ``Content`` has: ``inlineData`` (a mime type, base64 data) or
+    ``fileData`` (a URI); a malformed one is a 400 INVALID_ARGUMENT, as the API answers."""
+    parts = content.get("parts") if isinstance(content, dict) else None
+    count = 0
+    for position, part in enumerate(parts if isinstance(parts, list) else []):
+        if not isinstance(part, dict):
+            continue
+        where = f"contents[{index}].parts[{position}]"
+        inline = _field(part, "inlineData", "inline_data")
+        file = _field(part, "fileData", "file_data")
+        if inline is not None:
+            mime = _field(inline, "mimeType", "mime_type") if isinstance(inline, dict) else None
+            if not isinstance(mime, str) or not mime.startswith("image/"):
+                raise invalid(f"Invalid value at '{where}.inline_data.mime_type'.")
+            if not is_base64(inline.get("data")):
+                raise invalid(f"Invalid value at '{where}.inline_data.data' (TYPE_BYTES).")
+            count += 1
+        elif file is not None:
+            uri = _field(file, "fileUri", "file_uri") if isinstance(file, dict) else None
+            if not isinstance(uri, str) or not uri:
+                raise invalid(f"Invalid value at '{where}.file_data.file_uri'.")
+            count += 1
+    return count
 
 
 def _tool(body: dict[str, Any], contents: list[Any]) -> ToolSpec | None:

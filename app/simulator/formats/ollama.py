@@ -22,6 +22,7 @@ from app.simulator.formats.base import (
     WireFormat,
     content_text,
     invalid,
+    is_base64,
     iso_timestamp,
     string_list,
 )
@@ -100,16 +101,19 @@ class OllamaFormat(WireFormat):
         if not isinstance(messages, list):
             raise invalid("json: cannot unmarshal messages into Go value of type []api.Message")
         texts: list[str] = []
+        images = 0
         for message in messages:
             text = content_text(message.get("content")) if isinstance(message, dict) else None
             if text is None:
                 raise invalid("json: cannot unmarshal message into Go value of type api.Message")
             texts.append(text)
+            images += _images(message)
         stream = body.get("stream", True)  # Ollama streams unless told not to
         if not isinstance(stream, bool):
             raise invalid("json: cannot unmarshal stream into Go value of type bool")
         tool = _tool(body, messages)
-        return ChatRequest(model, texts, _num_predict(body.get("options")), stream, tool=tool)
+        max_tokens = _num_predict(body.get("options"))
+        return ChatRequest(model, texts, max_tokens, stream, tool=tool, images=images)
 
     def parse_embed(self, body: Any, route: Route) -> EmbedRequest:
         if not isinstance(body, dict):
@@ -213,6 +217,17 @@ class OllamaFormat(WireFormat):
                 else error.detail
             )
         return status, {"error": message}
+
+
+def _images(message: dict[str, Any]) -> int:
+    """How many ``images`` a message carries: bare base64, as Ollama takes them (a data: URL
+    or a link is refused, as Ollama's decoder refuses it)."""
+    images = message.get("images")
+    if images is None:
+        return 0
+    if not isinstance(images, list) or not all(is_base64(image) for image in images):
+        raise invalid("illegal base64 data at input byte 4")
+    return len(images)
 
 
 def _tool(body: dict[str, Any], messages: list[Any]) -> ToolSpec | None:

@@ -19,6 +19,7 @@ from app.simulator.formats.base import (
     ReplyMeta,
     WireFormat,
     content_text,
+    image_url_count,
     invalid,
     positive_int,
     sse_event,
@@ -120,6 +121,7 @@ class OpenAIFormat(WireFormat):
         if not isinstance(messages, list) or not messages:
             raise invalid("Invalid 'messages': expected a non-empty array.", "messages")
         texts: list[str] = []
+        images = 0
         for index, message in enumerate(messages):
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
                 raise invalid(f"Missing required parameter: 'messages[{index}].role'.", "messages")
@@ -131,6 +133,7 @@ class OpenAIFormat(WireFormat):
                     f"messages[{index}].content",
                 )
             texts.append(text)
+            images += image_url_count(message.get("content"), index)
         field = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
         try:
             max_tokens = positive_int(body.get(field))
@@ -145,7 +148,13 @@ class OpenAIFormat(WireFormat):
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         return ChatRequest(
-            model, texts, max_tokens, bool(stream), include_usage, tool=_tool(body, messages)
+            model,
+            texts,
+            max_tokens,
+            bool(stream),
+            include_usage,
+            tool=_tool(body, messages),
+            images=images,
         )
 
     def parse_embed(self, body: Any, route: Route) -> EmbedRequest:
@@ -168,8 +177,8 @@ class OpenAIFormat(WireFormat):
             raise invalid("Invalid 'encoding_format': expected 'float' or 'base64'.", "encoding")
         return EmbedRequest(model, inputs, dimensions, encoding == "base64")
 
-    @staticmethod
-    def _usage(reply: Reply) -> dict[str, Any]:
+    def usage(self, reply: Reply) -> dict[str, Any]:
+        """The ``usage`` object of an answer or of a stream's last chunk."""
         return {
             "prompt_tokens": reply.prompt_tokens,
             "completion_tokens": reply.completion_tokens,
@@ -198,7 +207,7 @@ class OpenAIFormat(WireFormat):
                 {"id": "call_" + meta.uid, "type": "function", "function": function}
             ]
         return {
-            "id": "chatcmpl-" + meta.uid,
+            "id": self.response_id(meta),
             "object": "chat.completion",
             "created": int(meta.created),
             "model": chat.model,
@@ -210,24 +219,35 @@ class OpenAIFormat(WireFormat):
                     "finish_reason": _FINISH[reply.finish],
                 }
             ],
-            "usage": self._usage(reply),
+            "usage": self.usage(reply),
             "service_tier": "default",
             "system_fingerprint": "fp_simulator",
         }
 
     def render_stream(self, chat: ChatRequest, reply: Reply, meta: ReplyMeta) -> list[bytes]:
+        events = [sse_event(payload) for payload in self.stream_payloads(chat, reply, meta)]
+        return [*self.stream_preamble(), *events, b"data: [DONE]\n\n"]
+
+    def stream_preamble(self) -> list[bytes]:
+        """What a stream sends before its first chunk (OpenRouter's keep-alive comments)."""
+        return []
+
+    def stream_payloads(
+        self, chat: ChatRequest, reply: Reply, meta: ReplyMeta
+    ) -> list[dict[str, Any]]:
+        """The JSON of each ``chat.completion.chunk``, the finish chunk and usage last."""
         head = {
-            "id": "chatcmpl-" + meta.uid,
+            "id": self.response_id(meta),
             "object": "chat.completion.chunk",
             "created": int(meta.created),
             "model": chat.model,
             "system_fingerprint": "fp_simulator",
         }
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
             extra = {"usage": None} if chat.include_usage else {}
-            return sse_event({**head, "choices": [choice], **extra})
+            return {**head, "choices": [choice], **extra}
 
         call = reply.tool_call
         if call is None:
@@ -235,8 +255,8 @@ class OpenAIFormat(WireFormat):
             chunks += [chunk({"content": piece}) for piece in reply.deltas(self.words_per_delta)]
         else:  # the call's head first, then its arguments in fragments, as OpenAI streams it
             function = {"name": call.name, "arguments": ""}
-            head = {"index": 0, "id": "call_" + meta.uid, "type": "function", "function": function}
-            role = {"role": "assistant", "content": None, "tool_calls": [head], "refusal": None}
+            first = {"index": 0, "id": "call_" + meta.uid, "type": "function", "function": function}
+            role = {"role": "assistant", "content": None, "tool_calls": [first], "refusal": None}
             chunks = [chunk(role)]
             chunks += [
                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
@@ -244,9 +264,11 @@ class OpenAIFormat(WireFormat):
             ]
         chunks.append(chunk({}, _FINISH[reply.finish]))
         if chat.include_usage:
-            chunks.append(sse_event({**head, "choices": [], "usage": self._usage(reply)}))
-        chunks.append(b"data: [DONE]\n\n")
+            chunks.append({**head, "choices": [], "usage": self.usage(reply)})
         return chunks
+
+    def response_id(self, meta: ReplyMeta) -> str:
+        return "chatcmpl-" + meta.uid
 
     def render_embed(
         self, embed: EmbedRequest, vectors: list[list[float]], prompt_tokens: int, route: Route
