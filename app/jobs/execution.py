@@ -344,6 +344,8 @@ def _finish(
     elif isinstance(outcome, Waiting):
         rt.delayed.add(claim.id, outcome.not_before.timestamp())
     rt.observer.recorded(claim, outcome, attempt)
+    if rt.cache is not None and isinstance(outcome, Succeeded | Failed):
+        rt.cache.job_ended(claim.id, claim.request)  # serve or release the jobs waiting for it
     return True
 
 
