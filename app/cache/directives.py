@@ -32,7 +32,6 @@ from typing import Any
 
 import orjson
 
-from app.cache.schemas import CacheOptions
 from app.config import Settings
 from app.errors import InvalidInput
 from app.jobs.schemas import RoutedRequest
@@ -116,15 +115,16 @@ def directive(
 ) -> Directive | None:
     """The directive for a request (``request`` is what its job stores); None: it runs
     without the cache."""
-    options = params.cache or CacheOptions()
-    mode = options.mode or config.default_mode
+    options = params.cache
+    asked = options.mode if options is not None else None
+    mode = asked or config.default_mode
     if mode == "off":
         return None
-    if options.mode is None and not deterministic(params.kind, request):
+    if asked is None and not deterministic(params.kind, request):
         return None
     route = route_of(params)
     key = digest(params.kind, route, request)
-    ttl_s = options.ttl or config.ttl_s
+    ttl_s = (options.ttl if options is not None else None) or config.ttl_s
     requested = requested_of(params)
     if mode != SEMANTIC:
         return Directive(EXACT, ttl_s, key, requested)
@@ -138,7 +138,7 @@ def directive(
     messages = request.get("messages") or []
     text = last_user_text(messages)
     scope = digest(params.kind, route, {**request, "messages": messages[:-1]})
-    threshold = options.threshold or config.threshold
+    threshold = (options.threshold if options is not None else None) or config.threshold
     return Directive(SEMANTIC, ttl_s, key, requested, scope, text, threshold)
 
 

@@ -54,7 +54,7 @@ class Answer:
     output_tokens: int | None
     cached_tokens: int | None
     saved_usd: Decimal
-    finished_at: datetime
+    finished_at: datetime  # when its source produced it
 
     def served(self, mode: str, similarity: float | None = None) -> Served:
         return Served(
@@ -71,10 +71,12 @@ class Answer:
         )
 
 
-_ANSWERS = """SELECT id, coalesce(cache_source_job_id, id) AS source_id, kind, result,
-        served_model, served_provider, input_tokens, output_tokens, cached_tokens,
-        coalesce(cost_saved_usd, cost_usd, 0) AS saved_usd, finished_at
-    FROM jobs WHERE id = ANY(%(ids)s) AND status = 'succeeded' AND result IS NOT NULL"""
+# A job served from the cache answers with its source's answer, as old as its source's.
+_ANSWERS = """SELECT j.id, coalesce(j.cache_source_job_id, j.id), j.kind, j.result,
+        j.served_model, j.served_provider, j.input_tokens, j.output_tokens, j.cached_tokens,
+        coalesce(j.cost_saved_usd, j.cost_usd, 0), coalesce(s.finished_at, j.finished_at)
+    FROM jobs j LEFT JOIN jobs s ON s.id = j.cache_source_job_id
+    WHERE j.id = ANY(%(ids)s) AND j.status = 'succeeded' AND j.result IS NOT NULL"""
 
 
 def answers(conn: psycopg.Connection[Any], job_ids: Iterable[str]) -> dict[str, Answer]:
@@ -163,8 +165,8 @@ _READY = f"""UPDATE cache_entries SET state = 'ready', job_id = %(source)s, mode
 # its answer, unless a fresh one is there.
 _READY_UNOWNED = f"""INSERT INTO cache_entries (tenant_id, key, kind, state, job_id, priority,
         requested, model, scope, ready_at, expires_at)
-    VALUES (%(tenant)s, %(key)s, %(kind)s, 'ready', %(source)s, %(priority)s, '', %(model)s,
-        %(scope)s, now(), %(finished_at)s + make_interval(secs => %(ttl)s))
+    VALUES (%(tenant)s, %(key)s, %(kind)s, 'ready', %(source)s, %(priority)s, %(requested)s,
+        %(model)s, %(scope)s, now(), %(finished_at)s + make_interval(secs => %(ttl)s))
     ON CONFLICT (tenant_id, key) DO UPDATE SET state = 'ready', job_id = EXCLUDED.job_id,
         model = EXCLUDED.model, ready_at = now(), expires_at = EXCLUDED.expires_at, {BUMP}
     WHERE cache_entries.state = 'ready' AND cache_entries.expires_at <= now()"""  # noqa: S608
@@ -185,6 +187,7 @@ def make_ready(
         "job": job_id,
         "kind": answer.kind,
         "priority": priority,
+        "requested": directive.requested,
         "source": answer.source_id,
         "model": answer.model,
         "scope": directive.scope,
