@@ -85,6 +85,21 @@ def answers(conn: psycopg.Connection[Any], job_ids: Iterable[str]) -> dict[str, 
     return {r[0]: Answer(*r) for r in rows}
 
 
+_COPY_VECTORS = """INSERT INTO embeddings (job_id, count, dimensions, vectors)
+    SELECT n.id, e.count, e.dimensions, e.vectors
+    FROM unnest(%(ids)s::text[], %(sources)s::text[]) AS n(id, src)
+    JOIN embeddings e ON e.job_id = n.src
+    ON CONFLICT (job_id) DO NOTHING"""
+
+
+def copy_vectors(conn: psycopg.Connection[Any], pairs: Sequence[tuple[str, str]]) -> None:
+    """Embedding jobs served from the cache get their answers' vectors: (job, answer's job)
+    pairs, copied inside the database (every reader finds a job's vectors by its own id)."""
+    if pairs:
+        ids, sources = zip(*pairs, strict=True)
+        conn.execute(_COPY_VECTORS, {"ids": list(ids), "sources": list(sources)})
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """An entry for a fingerprint, with the state of the job it points at."""

@@ -41,6 +41,7 @@ from app.cache.entries import (
     Hold,
     answers,
     claim,
+    copy_vectors,
     count_hits,
     find,
     hold,
@@ -205,16 +206,10 @@ def _serve_each(
             conn, row["id"], answer.served(EXACT), only_from=(WAITING,), notify=row["notify"]
         )
         if answer.kind == "embedding":
-            conn.execute(_COPY_VECTORS, {"ids": [row["id"]], "sources": [answer.job_id]})
+            copy_vectors(conn, [(row["id"], answer.job_id)])
         if recorded.webhook_events:  # nobody publishes them: the outbox sweep, at once
             conn.execute(_PUBLISH_NOW, (list(recorded.webhook_events),))
 
-
-_COPY_VECTORS = """INSERT INTO embeddings (job_id, count, dimensions, vectors)
-    SELECT n.id, e.count, e.dimensions, e.vectors
-    FROM unnest(%(ids)s::text[], %(sources)s::text[]) AS n(id, src)
-    JOIN embeddings e ON e.job_id = n.src
-    ON CONFLICT (job_id) DO NOTHING"""
 
 # A batch's jobs served at once, in one statement: the answer copied from each source row
 # (never through Python), and the batch's counters (and status, if that was its last job).
@@ -255,11 +250,7 @@ def _serve_batch(
     events = list(row[1] or [])
     if events:
         conn.execute(_PUBLISH_NOW, (events,))
-    copies = [(r["id"], a.job_id) for r, a, _ in served if a.kind == "embedding"]
-    if copies:
-        conn.execute(
-            _COPY_VECTORS, {"ids": [i for i, _ in copies], "sources": [s for _, s in copies]}
-        )
+    copy_vectors(conn, [(r["id"], a.job_id) for r, a, _ in served if a.kind == "embedding"])
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.constants import MAX_CACHE_TTL_S
+from app.ledger.cost import format_usd
 
 if TYPE_CHECKING:
     from app.db.tables import JobRow
@@ -71,13 +72,10 @@ class CacheOut(BaseModel):
         mode, _, outcome = job.cache.partition(":")
         if mode not in ("exact", "semantic"):
             return None
-        saved = None
-        if job.cost_saved_usd is not None:
-            saved = format(job.cost_saved_usd.normalize(), "f")
         return cls(
             mode=mode,
             hit=outcome == "hit",
             source_job_id=job.cache_source_job_id,
             similarity=job.cache_similarity,
-            cost_saved_usd=saved,
+            cost_saved_usd=format_usd(job.cost_saved_usd),
         )

@@ -22,7 +22,16 @@ from typing import Any
 import psycopg
 
 from app.cache.directives import DIRECTIVE, EXACT, SEMANTIC, Directive
-from app.cache.entries import IDENTICAL, SIMILAR, Answer, Held, answers, drop_pending, make_ready
+from app.cache.entries import (
+    IDENTICAL,
+    SIMILAR,
+    Answer,
+    Held,
+    answers,
+    copy_vectors,
+    drop_pending,
+    make_ready,
+)
 from app.cache.tally import HIT, MISS, CacheCount
 from app.jobs.service import JobRef
 from app.jobs.states import JobStatus
@@ -111,12 +120,7 @@ def serve(
     if not recorded.moved:
         return done
     if answer.kind == "embedding":
-        conn.execute(
-            """INSERT INTO embeddings (job_id, count, dimensions, vectors)
-            SELECT %s, count, dimensions, vectors FROM embeddings WHERE job_id = %s
-            ON CONFLICT (job_id) DO NOTHING""",
-            (held.job_id, answer.job_id),
-        )
+        copy_vectors(conn, [(held.job_id, answer.job_id)])
     done.events += recorded.webhook_events
     done.counts.append(CacheCount(mode, HIT, answer.provider, answer.model, answer.saved_usd))
     done.served.append((held, answer))
