@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.constants import MAX_CACHE_TTL_S
 
 
 class Settings(BaseSettings):
@@ -89,6 +92,21 @@ class Settings(BaseSettings):
     # OpenRouter's app attribution: sent as HTTP-Referer / X-Title on its requests when set.
     openrouter_site_url: str | None = None
     openrouter_app_name: str | None = None
+    # Response cache (app/cache): requests that do not say `cache.mode` get `cache_default_mode`
+    # ("exact": deterministic requests only; "off": none); an answer is reused for `ttl` seconds
+    # after it was produced. The semantic cache embeds prompts with `cache_embedding_model` (an
+    # embeddings model of the registry; unset: semantic requests are refused) at its native size
+    # or `cache_embedding_dimensions`, and reuses an answer whose prompt is at least
+    # `cache_semantic_threshold` similar (cosine). `cache_semantic_index`: "auto" uses pgvector
+    # where the database has it, else an in-process index. Each tenant keeps at most
+    # `cache_max_entries` answers (the least recently used go first).
+    cache_default_mode: Literal["exact", "off"] = "exact"
+    cache_ttl_s: int = Field(default=24 * 3600, ge=1, le=MAX_CACHE_TTL_S)
+    cache_embedding_model: str | None = None
+    cache_embedding_dimensions: int | None = Field(default=None, ge=1, le=8192)
+    cache_semantic_threshold: float = Field(default=0.95, gt=0, le=1)
+    cache_semantic_index: Literal["auto", "pgvector", "in_process"] = "auto"
+    cache_max_entries: int = Field(default=100_000, ge=1)
 
     secret_key: SecretStr | None = None
     # The operator's key to the API; tenants call with gateway keys the admin issues.

@@ -40,6 +40,7 @@ MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
 MAX_CUSTOM_ID_CHARS = 256
+MAX_CACHE_TTL_S = 30 * 24 * 3600  # the longest a cached answer may be reused
 
 
 def queue_name(provider: str, priority: Priority | str) -> str:

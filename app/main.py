@@ -17,6 +17,7 @@ from app.api.state import ApiState
 from app.batches import endpoints as batches
 from app.batches.endpoints import BatchCreate
 from app.budgets import endpoints as budgets
+from app.cache import endpoints as cache
 from app.chat import endpoints as chat
 from app.completions import endpoints as completions
 from app.config import Settings, get_settings
@@ -129,6 +130,7 @@ def create_app(
         usage.router,
         usage.stats_router,
         usage.costs_router,
+        cache.router,
         breakers.router,
         tenants.router,
         budgets.router,

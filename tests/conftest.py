@@ -45,7 +45,13 @@ WEBHOOK_TEST_ENV = {
     "SWITCHBOARD_WEBHOOK_MAX_ATTEMPTS": "4",
     "SWITCHBOARD_WEBHOOK_SWEEP_INTERVAL_S": "0.3",
 }
-TEST_WORKER_ENV = {**FAST_RECOVERY_ENV, **WEBHOOK_TEST_ENV}
+# The semantic cache embeds prompts with the simulator's model, 16-dimensional: its vectors
+# are random per text, and in 16 dimensions two texts are measurably similar (tests/cache).
+CACHE_TEST_ENV = {
+    "SWITCHBOARD_CACHE_EMBEDDING_MODEL": "sim-embed-small",
+    "SWITCHBOARD_CACHE_EMBEDDING_DIMENSIONS": "16",
+}
+TEST_WORKER_ENV = {**FAST_RECOVERY_ENV, **WEBHOOK_TEST_ENV, **CACHE_TEST_ENV}
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from app.cache.directives import CacheConfig
+from app.cache.service import ResponseCache
 from app.config import Settings, get_settings
 from app.db.engine import make_engine, make_sessionmaker, unit_of_work
 from app.embedded import resolve_urls
@@ -103,13 +105,22 @@ def build_resources(settings: Settings) -> ProcessResources:
     celery = create_celery_app(urls.redis_url, settings)
     events = EventPublisher(celery)
     metrics = worker_metrics()
+    dispatcher = CeleryDispatcher(celery, client)
+    cache = ResponseCache(
+        engine,
+        CacheConfig.from_settings(settings),
+        dispatcher,
+        publish_events=events.publish,
+        tally=metrics.cache_counted,
+        on_served=metrics.ended,
+    )
     runtime = Runtime(
         engine=engine,
         registry=registry,
         keys=keys,
         http=http,
         # Published through an app on these settings' broker, whatever the process's env says.
-        dispatcher=CeleryDispatcher(celery, client),
+        dispatcher=dispatcher,
         publish_events=events.publish,
         delayed=DelayedJobs(client),
         admission=Admission(TokenBuckets(client), max_in_slot_wait_s=settings.max_in_slot_wait_s),
@@ -121,12 +132,18 @@ def build_resources(settings: Settings) -> ProcessResources:
             openrouter_site_url=settings.openrouter_site_url,
             openrouter_app_name=settings.openrouter_app_name,
         ),
+        cache=cache,
         attempt_timeout_s=settings.attempt_timeout_s,
         lease_margin_s=settings.lease_margin_s,
         max_in_slot_wait_s=settings.max_in_slot_wait_s,
     )
     reconciler = Reconciler(
-        engine, client, runtime.dispatcher, grace_s=settings.stale_queued_s, observer=metrics
+        engine,
+        client,
+        runtime.dispatcher,
+        grace_s=settings.stale_queued_s,
+        observer=metrics,
+        cache=cache,
     )
     webhook_http = webhook_client(settings)
     deliverer = Deliverer(

@@ -27,6 +27,8 @@ from app.batches.reading import batch_object, get_batch, iter_results, list_batc
 from app.batches.schemas import BatchList, BatchOut
 from app.batches.service import SubmittedBatch, submit_batch
 from app.batches.stop import CANCELLED, stop_batch
+from app.cache.directives import CacheConfig
+from app.cache.lookup import CacheAtSubmission
 from app.chat.endpoints import OpenAIErrors
 from app.db.engine import unit_of_work
 from app.embeddings.vectors import dumps
@@ -105,6 +107,7 @@ async def create_batch(
     idempotency_key: IdempotencyKey,
     performance: CurrentPerformance,
     policies: Policies,
+    metrics: CurrentMetrics,
 ) -> Response:
     limit = state.settings.max_batch_requests
     declared = request.headers.get("content-length")
@@ -130,6 +133,7 @@ async def create_batch(
             code="unsupported_media_type",
             http_status=415,
         )
+    cache = CacheAtSubmission(CacheConfig.from_settings(state.settings), registry, caller.tenant_id)
     submitted = await run_in_threadpool(
         _submit,
         state,
@@ -139,9 +143,12 @@ async def create_batch(
         caller.tenant_id,
         performance.get,
         policies.get,
+        cache,
     )
     if submitted.created and submitted.refs:
         await run_in_threadpool(publish_after_commit, state.dispatcher, submitted.refs)
+    if submitted.created:
+        metrics.cache_counted(cache.counts)
     content = batch_object(submitted.batch, job_ids=submitted.job_ids)
     return Response(orjson.dumps(content), media_type="application/json")
 
@@ -154,6 +161,7 @@ def _submit(
     tenant_id: str,
     performance: PerformanceSource,
     policies: Callable[[], list[Policy]],
+    cache: CacheAtSubmission,
 ) -> SubmittedBatch:
     options = asked.options
     with unit_of_work(state.sessions) as session:
@@ -178,6 +186,7 @@ def _submit(
             usable=state.usable,
             performance=performance,
             policies=policies,
+            cache=cache,
         )
 
 

@@ -26,8 +26,15 @@ from app.db.tables import BatchRow, JobRow, batches, files
 from app.errors import Conflict, InvalidInput
 from app.ids import batch_id as new_batch_id
 from app.ids import file_id as new_file_id
-from app.jobs.service import JobRef, first_usable, insert_jobs, job_values, request_hash
-from app.jobs.states import BatchStatus
+from app.jobs.service import (
+    CacheStep,
+    JobRef,
+    first_usable,
+    insert_jobs,
+    job_values,
+    request_hash,
+)
+from app.jobs.states import BatchStatus, JobStatus
 from app.ledger.record import BATCH_EVENT
 from app.policies.rules import Policy
 from app.registry.service import ModelInfo, Registry
@@ -35,6 +42,7 @@ from app.routing.capabilities import needs_of
 from app.routing.plan import PerformanceSource, Plan, PolicySource, plan_chain
 
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
+QUEUED = JobStatus.QUEUED.value
 # A failed batch lists this many line errors, then says how many more there were.
 MAX_LISTED_ERRORS = 100
 
@@ -77,11 +85,13 @@ def submit_batch(
     usable: Callable[[ModelInfo], bool] | None = None,
     performance: PerformanceSource | None = None,
     policies: Callable[[], Sequence[Policy]] | None = None,
+    cache: CacheStep | None = None,
 ) -> SubmittedBatch:
     """Insert the batch and all its jobs as queued; every request is checked before any insert.
 
     For a file (``options.input_file_id``), lines that could not be read or routed make the
-    batch ``failed`` with their errors instead."""
+    batch ``failed`` with their errors instead. With ``cache``, the response cache may serve
+    some jobs at once and make repeats wait for their first occurrence."""
     endpoint_kind(options.endpoint)
     window = COMPLETION_WINDOWS.get(options.completion_window)
     if window is None:
@@ -153,11 +163,26 @@ def submit_batch(
         )
         for r, plan in zip(read.requests, plans, strict=True)
     ]
-    _hold_budget(session, rows, [p.chain for p in plans], tenant_id, options.project, now)
+    chains = [p.chain for p in plans]
+    if cache is not None:
+        cache.consult(session, rows, [r.params for r in read.requests])
+        chains = [c for r, c in zip(rows, chains, strict=True) if not cache.served(r)]
+    budgeted = [r for r in rows if cache is None or not cache.served(r)]
+    _hold_budget(session, budgeted, chains, tenant_id, options.project, now)
     insert_jobs(session, rows)
     _output_files(session, values, options)
+    refs = [JobRef(r["id"], r["provider"], r["priority"]) for r in rows if r["status"] == QUEUED]
+    if cache is not None:
+        deadline_s = window.total_seconds()
+        refs += cache.apply(
+            session,
+            project=options.project,
+            priority=options.priority.value,
+            deadline_s=deadline_s,
+            now=now,
+            batch_id=inserted,
+        )
     batch = session.get_one(BatchRow, inserted)
-    refs = [JobRef(r["id"], r["provider"], r["priority"]) for r in rows]
     return SubmittedBatch(batch, [r["id"] for r in rows], refs, created=True)
 
 

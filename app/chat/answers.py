@@ -131,6 +131,8 @@ def job_headers(job: JobRow) -> dict[str, str]:
     cost = format_usd(job.cost_usd)
     if cost is not None:
         headers["x-switchboard-cost-usd"] = cost
+    if job.cache is not None:  # "exact:hit", "semantic:miss", ... (app/cache)
+        headers["x-switchboard-cache"] = job.cache
     return headers
 
 

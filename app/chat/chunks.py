@@ -40,13 +40,16 @@ def event(payload: dict[str, Any]) -> bytes:
 
 def served(job: JobRow) -> dict[str, Any]:
     """What the ``x_switchboard`` field says of a finished job."""
-    return {
+    extension = {
         "job_id": job.id,
         "model": job.served_model,
         "provider": job.served_provider,
         "attempts": job.attempt_count,
         "cost_usd": format_usd(job.cost_usd),
     }
+    if job.cache is not None:  # the response cache took part: "exact:hit", ...
+        extension["cache"] = job.cache
+    return extension
 
 
 class ChunkWriter:

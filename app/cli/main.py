@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cli import policies
+from app.cli.cache import install as install_cache
 from app.cli.client import ApiClient, first_url
 from app.cli.keys import keys_cli
 from app.cli.options import MetricsHost, MetricsPort
@@ -34,6 +35,7 @@ bench = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_
 cli.add_typer(bench, name="bench")
 cli.add_typer(policies.app, name="policies")
 install_reports(cli, bench)  # switchboard stats / costs / bench reports
+install_cache(cli, bench)  # switchboard cache show / purge / bench cache
 cli.add_typer(routing, name="routing")
 cli.add_typer(webhooks_cli, name="webhooks")
 cli.add_typer(keys_cli, name="keys")

@@ -24,7 +24,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Money: USD to 12 places: tokens × a price with 6 decimals per million is always exact.
@@ -266,6 +266,12 @@ class JobRow(Base):
     routing: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     # Budget reservations this job holds until it ends: [{budget_id, window, usd}].
     budget_holds: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB(none_as_null=True))
+    # The response cache (app/cache): "<mode>:hit" (served from the cache by the exact or
+    # semantic lookup: no provider call, cost 0) or "<mode>:miss" (it ran); None: not consulted.
+    cache: Mapped[str | None] = mapped_column(Text)
+    cache_source_job_id: Mapped[str | None] = mapped_column(Text)  # a hit: whose answer it is
+    cache_similarity: Mapped[float | None] = mapped_column(REAL)  # a semantic hit's cosine
+    cost_saved_usd: Mapped[Decimal | None] = mapped_column(Money)  # a hit: what its source cost
     created_at: Mapped[datetime] = _created()
     queued_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
@@ -353,6 +359,74 @@ class EmbeddingRow(Base):
     dimensions: Mapped[int] = mapped_column(Integer)
     vectors: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = _created()
+
+
+class CacheEntryRow(Base):
+    """One reusable answer of the response cache (app/cache), per tenant and request
+    fingerprint: ``ready`` (the answer of ``job_id``, until ``expires_at``), or ``pending``
+    (``job_id`` is producing it: identical requests wait for it instead of running)."""
+
+    __tablename__ = "cache_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(Text)  # the exact fingerprint (app/cache/fingerprint.py)
+    kind: Mapped[str] = mapped_column(Text)  # chat | embedding
+    state: Mapped[str] = mapped_column(Text)  # pending | ready
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    priority: Mapped[str] = mapped_column(Text)  # of job_id: who may wait for it
+    requested: Mapped[str] = mapped_column(Text)  # the model as asked: "m", "policy:p", ...
+    model: Mapped[str | None] = mapped_column(Text)  # ready: the model that answered
+    # The semantic partition (the request but its last user message) and that message's
+    # embedding (unit length), for entries of semantic requests.
+    scope: Mapped[str | None] = mapped_column(Text)
+    embedding_model: Mapped[str | None] = mapped_column(Text)
+    embedding: Mapped[list[float] | None] = mapped_column(ARRAY(REAL))
+    # Bumped on every change: the in-process semantic index reads only what changed.
+    version: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("nextval('cache_entries_version_seq')")
+    )
+    hits: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    created_at: Mapped[datetime] = _created()
+    ready_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    last_hit_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "key"),
+        Index(
+            "ix_cache_entries_semantic",
+            "tenant_id",
+            "scope",
+            "embedding_model",
+            "version",
+            postgresql_where=text("embedding IS NOT NULL"),
+        ),
+        Index(
+            "ix_cache_entries_expires_at", "expires_at", postgresql_where=text("state = 'ready'")
+        ),
+        Index("ix_cache_entries_job_id", "job_id"),
+        # The sweep's scan for producers that ended without settling (few: those in flight).
+        Index("ix_cache_entries_pending", "created_at", postgresql_where=text("state = 'pending'")),
+        Index("ix_cache_entries_tenant_id_model", "tenant_id", "model"),
+    )
+
+
+class CacheHoldRow(Base):
+    """A job that waits, ``waiting`` with no not-before time, for another job to end: an
+    identical (or, semantically, a similar) request in flight whose answer it will reuse, or
+    the embedding job that embeds its prompt for the semantic lookup."""
+
+    __tablename__ = "cache_holds"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    holder_id: Mapped[str] = mapped_column(Text)  # no foreign key: a holder gone releases it
+    reason: Mapped[str] = mapped_column(Text)  # identical | similar | embedding
+    position: Mapped[int | None] = mapped_column(Integer)  # embedding: its input's index
+    similarity: Mapped[float | None] = mapped_column(REAL)  # similar: to the holder's prompt
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index("ix_cache_holds_holder_id", "holder_id"),)
 
 
 class TenantRow(Base):
@@ -518,6 +592,8 @@ budgets = cast(Table, BudgetRow.__table__)
 budget_windows = cast(Table, BudgetWindowRow.__table__)
 routing_policies = cast(Table, RoutingPolicyRow.__table__)
 files = cast(Table, FileRow.__table__)
+cache_entries = cast(Table, CacheEntryRow.__table__)
+cache_holds = cast(Table, CacheHoldRow.__table__)
 file_chunks = cast(Table, FileChunkRow.__table__)
 
 
@@ -547,6 +623,8 @@ class JobRollupRow(Base):
     cached_tokens: Mapped[int] = mapped_column(BigInteger)
     cost_usd: Mapped[Decimal] = mapped_column(Money)
     latency_ms_sum: Mapped[int] = mapped_column(BigInteger)
+    cache: Mapped[str] = mapped_column(Text, primary_key=True, server_default="")  # jobs.cache
+    cost_saved_usd: Mapped[Decimal] = mapped_column(Money, server_default=text("0"))
 
 
 class LatencyRollupRow(Base):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from app.api.auth import CurrentCaller
 from app.api.deps import IdempotencyKey, ReadSession, UnitOfWork
 from app.api.errors import documented
+from app.cache.schemas import CacheOut
 from app.db.tables import AttemptRow, JobRow
 from app.embeddings.vectors import Encoding, with_vectors
 from app.jobs.observer import JobEnd
@@ -163,6 +164,7 @@ def job_out(job: JobRow, attempts: list[AttemptRow] | None) -> JobOut:
         error=error,
         project=job.project,
         metadata=job.metadata_ or {},
+        cache=CacheOut.of(job),
         created_at=job.created_at,
         queued_at=job.queued_at,
         started_at=job.started_at,

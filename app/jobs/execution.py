@@ -349,6 +349,8 @@ def _finish(
         status = "succeeded" if isinstance(outcome, Succeeded) else "failed"
         rt.relay.ended(claim.id, AttemptId(claim.token, claim.attempt_count + 1), status)
     rt.observer.recorded(claim, outcome, attempt)
+    if rt.cache is not None and isinstance(outcome, Succeeded | Failed):
+        rt.cache.job_ended(claim.id, claim.request)  # serve or release the jobs waiting for it
     return True
 
 

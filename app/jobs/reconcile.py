@@ -10,6 +10,7 @@ Run periodically (Celery beat), one run at a time across the deployment. Each pa
 4. Queued jobs older than a grace period with no entry in the live-message set (their message
    was lost, e.g. Redis was flushed or restarted) are published again.
 5. Entries of the live-message set whose job is no longer queued are dropped.
+6. The response cache settles what waited on jobs that ended unsettled, and expires entries.
 
 Republishing is always safe: a worker runs a job only if its conditional claim succeeds, so a
 duplicate message finds the job running or finished and does nothing.
@@ -21,7 +22,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import redis
@@ -50,10 +51,13 @@ class ReconcileReport:
     forgotten: int = 0
     batch_requests_stopped: int = 0  # of batches past their window, or cancelling
     files_purged: int = 0
+    cache_settled: int = 0  # jobs that waited on a job the cache had not settled
+    cache_expired: int = 0  # cache entries past their time
     skipped: bool = False  # another reconciler held the lock
 
     def total(self) -> int:
-        return self.leases_expired + self.deadlines + self.promoted + self.republished
+        repaired = self.leases_expired + self.deadlines + self.promoted + self.republished
+        return repaired + self.cache_settled
 
 
 _EXPIRED_LEASES = """
@@ -86,6 +90,17 @@ ORDER BY id LIMIT %(limit)s"""
 _STILL_QUEUED = "SELECT id FROM jobs WHERE id = ANY(%(ids)s) AND status = 'queued'"
 
 
+class Swept(Protocol):
+    settled: int
+    expired: int
+
+
+class CacheSweep(Protocol):
+    """The response cache's part of a pass (app/cache/sweep.py)."""
+
+    def sweep(self) -> Swept: ...
+
+
 class Reconciler:
     def __init__(
         self,
@@ -96,8 +111,10 @@ class Reconciler:
         grace_s: float = 30.0,
         lock_s: float = 120.0,
         observer: JobObserver | None = None,
+        cache: CacheSweep | None = None,
     ) -> None:
         self.engine = engine
+        self.cache = cache
         self.redis = client
         self.dispatcher = dispatcher
         self.grace_s = grace_s
@@ -143,6 +160,9 @@ class Reconciler:
             report.republished = self._republish_lost(conn)
             report.forgotten = self._forget_finished(conn)
             report.files_purged = purge_expired(conn)
+        if self.cache is not None:
+            swept = self.cache.sweep()
+            report.cache_settled, report.cache_expired = swept.settled, swept.expired
         return report
 
     def _republish_lost(self, conn: psycopg.Connection[Any]) -> int:

@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import Engine
@@ -20,6 +21,12 @@ from app.registry.snapshot import TimedSnapshot
 from app.relay.publisher import StreamPublisher
 from app.routing.breakers import CircuitBreakers, model_target, provider_target
 from app.routing.decision import ChainEntry, RetryPolicy
+
+
+class EndedJobs(Protocol):
+    """Hears of every job the runner ended (the response cache settles its waiters)."""
+
+    def job_ended(self, job_id: str, request: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -42,6 +49,7 @@ class Runtime:
     observer: JobObserver = field(default_factory=Unobserved)  # e.g. the worker's metrics
     # Headers every call in a wire format carries (OpenRouter's attribution), by format.
     provider_headers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    cache: EndedJobs | None = None  # the response cache (app/cache/service.py)
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     attempt_timeout_s: float = 60.0
     lease_margin_s: float = 30.0

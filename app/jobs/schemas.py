@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.cache.schemas import CacheOptions, CacheOut
 from app.constants import (
     MAX_CUSTOM_ID_CHARS,
     MAX_METADATA_KEY_CHARS,
@@ -156,6 +157,19 @@ class RoutedRequest(StorableRequest):
     tags: Annotated[list[Tag], Field(max_length=32)] | None = Field(
         default=None, description="Tags a routing policy's rules may match on."
     )
+    cache: CacheOptions | None = Field(
+        default=None,
+        description="The response cache for this request: `mode` (`exact`, `semantic`, "
+        "`off`), `ttl` seconds, `threshold` (semantic).",
+    )
+
+    @model_validator(mode="after")
+    def _cache_applies(self) -> RoutedRequest:
+        if self.cache is not None and self.cache.mode == "semantic" and self.capability != "chat":
+            raise ValueError(
+                "`cache.mode: semantic` serves chat requests; embeddings are cached exactly"
+            )
+        return self
 
     def check_one_source(self) -> None:
         """Exactly one of ``model``, ``strategy`` or ``policy`` (those the class has)."""
@@ -228,6 +242,7 @@ _CHAT_FIELDS = set(ChatParams.model_fields) - {
     "route",
     "policy",
     "tags",
+    "cache",  # the cache's own directive is stored instead (app/cache/directives.py)
 }
 
 
@@ -370,6 +385,11 @@ class JobOut(BaseModel):
     error: ErrorInfo | None
     project: str | None = None
     metadata: dict[str, str]
+    cache: CacheOut | None = Field(
+        default=None,
+        description="The response cache: a hit (served from the answer of `source_job_id`, "
+        "no provider call, cost 0, `cost_saved_usd`) or a miss (it ran).",
+    )
     created_at: datetime
     queued_at: datetime | None
     started_at: datetime | None

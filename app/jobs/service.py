@@ -152,6 +152,7 @@ _COPY_COLUMNS = (
     "queued_at",
     "deadline_at",
     "routing",
+    "cache",
 )
 _JSON_COLUMNS = frozenset({"request", "metadata", "budget_holds", "routing"})
 
@@ -177,14 +178,48 @@ def insert_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> None:
             )
 
 
+class CacheStep(Protocol):
+    """The response cache's part in a submission (app/cache/lookup.py): ``consult`` before
+    the rows are inserted (it may make some ``waiting`` and add its directive to their
+    requests), ``apply`` after; ``served`` jobs are answered as they are inserted and reserve
+    no budget. ``apply`` returns more jobs to publish (the semantic lookups)."""
+
+    def consult(
+        self, session: Session, rows: Sequence[dict[str, Any]], params: Sequence[RoutedRequest]
+    ) -> None: ...
+
+    def served(self, row: dict[str, Any]) -> bool: ...
+
+    def apply(
+        self,
+        session: Session,
+        *,
+        project: str | None,
+        priority: str,
+        deadline_s: float,
+        now: datetime,
+        batch_id: str | None = None,
+    ) -> list[JobRef]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Submitted:
     job: JobRow
     created: bool
+    also: tuple[JobRef, ...] = ()  # more new jobs to publish (the cache's semantic lookups)
 
     @property
     def ref(self) -> JobRef:
         return JobRef(self.job.id, self.job.provider, self.job.priority)
+
+    @property
+    def to_publish(self) -> list[JobRef]:
+        """What to publish once committed: the job if it is queued (not served from the
+        cache, nor waiting for another job), and the jobs submitted with it."""
+        if not self.created:
+            return []
+        own = [self.ref] if self.job.status == JobStatus.QUEUED else []
+        return own + list(self.also)
 
 
 def submit_job(
@@ -200,12 +235,14 @@ def submit_job(
     policies: Callable[[], Sequence[Policy]] | None = None,
     notify: bool = False,
     awaited: bool = False,
+    cache: CacheStep | None = None,
 ) -> Submitted:
     """Insert one queued chat or embedding job, or find the one an earlier call with the same
     key created; ``awaited``: its caller waits on the request for its end.
 
     A new job reserves its worst-case cost against the budgets that apply to it; with no
-    room, ``BudgetExceeded`` and nothing is written (the caller's transaction rolls back)."""
+    room, ``BudgetExceeded`` and nothing is written (the caller's transaction rolls back).
+    With ``cache``, the response cache may serve it at once or make it wait for another."""
     plan = plan_chain(
         registry,
         spec,
@@ -235,6 +272,8 @@ def submit_job(
     values.update(
         idempotency_key=idempotency_key, request_hash=digest, webhook_url=spec.webhook_url
     )
+    if cache is not None:
+        cache.consult(session, [values], [spec])
     stmt = insert(jobs).values(values)
     if idempotency_key is not None:
         stmt = stmt.on_conflict_do_nothing(
@@ -254,12 +293,23 @@ def submit_job(
                 code="idempotency_key_reused",
             )
         return Submitted(existing, created=False)
-    holds = reserve(
-        session, tenant_id, spec.project, [worst_case_usd(values["request"], chain)], now=now
-    )
-    if holds is not None:
-        session.execute(update(jobs).where(jobs.c.id == inserted).values(budget_holds=holds[0]))
-    return Submitted(session.get_one(JobRow, inserted), created=True)
+    if cache is None or not cache.served(values):
+        holds = reserve(
+            session, tenant_id, spec.project, [worst_case_usd(values["request"], chain)], now=now
+        )
+        if holds is not None:
+            session.execute(update(jobs).where(jobs.c.id == inserted).values(budget_holds=holds[0]))
+    also: list[JobRef] = []
+    if cache is not None:
+        also = cache.apply(
+            session,
+            project=spec.project,
+            priority=values["priority"],
+            deadline_s=spec.deadline_s or default_deadline_s,
+            now=now,
+        )
+        session.expire_all()  # the cache may have recorded the job's end
+    return Submitted(session.get_one(JobRow, inserted), created=True, also=tuple(also))
 
 
 def get_job(session: Session, job_id: str, *, tenant_id: str | None) -> JobRow:

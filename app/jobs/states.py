@@ -5,6 +5,11 @@
       │  └─▶ cancelled  ├──▶ queued   (fallback to another model's queue, or lease expired)
       │                 └──▶ waiting  (not before a time: backoff, rate-limit wait)
       └──── waiting ◀───┘
+                │
+                └──▶ succeeded  (served from the response cache while it waited, app/cache)
+
+A job is also inserted ``waiting`` with no not-before time when the response cache holds it
+for another job: an identical request in flight, or the embedding of its prompt.
 
 Every status change in the code base goes through ``sources_for(target)``: the SQL that moves
 a job is conditional on the job being in one of those sources, so two processes racing to
@@ -32,7 +37,9 @@ LIVE: frozenset[JobStatus] = frozenset({JobStatus.QUEUED, JobStatus.WAITING, Job
 
 _TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
-    JobStatus.WAITING: frozenset({JobStatus.QUEUED, JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.WAITING: frozenset(
+        {JobStatus.QUEUED, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.SUCCEEDED}
+    ),
     JobStatus.RUNNING: frozenset(
         {
             JobStatus.SUCCEEDED,

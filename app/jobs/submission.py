@@ -14,10 +14,13 @@ from app.api.auth import Caller, CurrentCaller
 from app.api.deps import CurrentRegistry, State, UnitOfWork
 from app.api.publish import publish_after_commit
 from app.api.state import ApiState
+from app.cache.directives import CacheConfig
+from app.cache.lookup import CacheAtSubmission
 from app.embeddings.schemas import EmbeddingJobCreate
 from app.jobs.schemas import JobCreate
 from app.jobs.service import submit_job
 from app.jobs.states import JobStatus
+from app.metrics.api import ApiMetrics, CurrentMetrics
 from app.policies.endpoints import Policies
 from app.policies.store import PolicyCache
 from app.registry.service import Registry
@@ -47,6 +50,7 @@ class JobSubmitter:
     registry: Registry
     performance: PerformanceCache
     policies: PolicyCache
+    metrics: ApiMetrics
 
     def submit(
         self,
@@ -57,6 +61,9 @@ class JobSubmitter:
     ) -> Accepted:
         """``awaited``: the caller waits on the request for the job's end (see ``job_end``)."""
         state, tenant_id = self.state, self.caller.tenant_id
+        cache = CacheAtSubmission(
+            CacheConfig.from_settings(state.settings), self.registry, tenant_id
+        )
         with self.uow() as session:
             notify = adopt(session, state, tenant_id, spec.webhook_url)
             submitted = submit_job(
@@ -71,11 +78,14 @@ class JobSubmitter:
                 policies=self.policies.get,
                 notify=notify,
                 awaited=awaited,
+                cache=cache,
             )
             job = submitted.job
             accepted = Accepted(job.id, JobStatus(job.status), submitted.created)
+        if submitted.to_publish:
+            publish_after_commit(state.dispatcher, submitted.to_publish)
         if submitted.created:
-            publish_after_commit(state.dispatcher, [submitted.ref])
+            self.metrics.cache_counted(cache.counts)
         return accepted
 
 
@@ -86,8 +96,9 @@ def _submitter(
     registry: CurrentRegistry,
     performance: CurrentPerformance,
     policies: Policies,
+    metrics: CurrentMetrics,
 ) -> JobSubmitter:
-    return JobSubmitter(caller, state, uow, registry, performance, policies)
+    return JobSubmitter(caller, state, uow, registry, performance, policies, metrics)
 
 
 Submitter = Annotated[JobSubmitter, Depends(_submitter)]

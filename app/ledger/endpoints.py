@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from app.api.auth import Caller, CurrentCaller
 from app.api.deps import ReadSession
+from app.cache.stats import CacheStatsOut, cache_stats
 from app.errors import Forbidden
 from app.ledger.cost import format_usd
 from app.ledger.reports import usage_by_model
@@ -129,7 +130,11 @@ class StatsOut(BaseModel):
     tokens: TokensOut
     cost_usd: str
     errors: dict[str, int] = Field(description="Failed jobs by error class.")
-    cache: None = Field(default=None, description="Response-cache hits: not built yet.")
+    cache: CacheStatsOut | None = Field(
+        default=None,
+        description="The response cache: hits, misses, hit rate and cost saved, by mode "
+        "(null: the cache took part in none of these jobs).",
+    )
 
 
 class StatsReportOut(BaseModel):
@@ -157,6 +162,7 @@ def _stats_out(s: JobStats) -> StatsOut:
         tokens=TokensOut(input=s.input_tokens, output=s.output_tokens, cached=s.cached_tokens),
         cost_usd=format_usd(s.cost_usd) or "0",
         errors=s.errors,
+        cache=cache_stats(s.cache, s.cost_saved_usd),
     )
 
 

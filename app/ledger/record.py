@@ -67,6 +67,23 @@ class Succeeded:
 
 
 @dataclass(frozen=True, slots=True)
+class Served:
+    """The job's answer, reused from the response cache (app/cache): no attempt, nothing
+    billed; it carries its source job's answer and usage, and what that job cost."""
+
+    result: dict[str, Any]
+    model_id: str
+    provider: str
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_tokens: int | None
+    cache: str  # "exact:hit" | "semantic:hit"
+    source_job_id: str
+    saved_usd: Decimal
+    similarity: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Failed:
     error_class: str
     error_message: str
@@ -97,7 +114,7 @@ class Cancelled:
     """The caller cancelled a job no worker holds."""
 
 
-Outcome = Succeeded | Failed | Retrying | Waiting | Requeued | Cancelled
+Outcome = Succeeded | Served | Failed | Retrying | Waiting | Requeued | Cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +130,13 @@ _JOB_SET: dict[str, str] = {
         result = CAST(%(result)s AS jsonb), served_model = %(served_model)s,
         served_provider = %(served_provider)s, cached_tokens = %(cached_tokens)s,
         latency_ms = %(job_latency_ms)s, error_class = NULL, error_message = NULL""",
+    "Served": """status = 'succeeded', finished_at = now(), lease_until = NULL,
+        not_before = NULL, result = CAST(%(result)s AS jsonb), served_model = %(served_model)s,
+        served_provider = %(served_provider)s, input_tokens = %(hit_input_tokens)s,
+        output_tokens = %(hit_output_tokens)s, cached_tokens = %(cached_tokens)s, cost_usd = 0,
+        latency_ms = NULL, error_class = NULL, error_message = NULL, cache = %(cache)s,
+        cache_source_job_id = %(cache_source_job_id)s, cache_similarity = %(similarity)s,
+        cost_saved_usd = %(saved_usd)s""",
     "Failed": """status = 'failed', finished_at = now(), lease_until = NULL,
         error_class = %(job_error_class)s, error_message = %(job_error_message)s""",
     "Retrying": "lease_until = now() + make_interval(secs => %(lease_s)s)",
@@ -123,6 +147,7 @@ _JOB_SET: dict[str, str] = {
 }
 _TARGET: dict[str, JobStatus] = {
     "Succeeded": JobStatus.SUCCEEDED,
+    "Served": JobStatus.SUCCEEDED,
     "Failed": JobStatus.FAILED,
     "Retrying": JobStatus.RUNNING,
     "Waiting": JobStatus.WAITING,
@@ -248,7 +273,7 @@ def _statement(
     bill = _BILL if billed else ""
     release = ", budget_holds = NULL" if terminal else ""
     batch = terminal or billed  # the batch's counters move when a job ends or pays
-    job_event = notify and outcome in ("Succeeded", "Failed")
+    job_event = notify and outcome in ("Succeeded", "Served", "Failed")
     batch_event = notify and terminal
     events = []
     if job_event:
@@ -328,8 +353,8 @@ def record(
 
 def _outcome_params(outcome: Outcome) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "batch_done": int(isinstance(outcome, Succeeded | Failed | Cancelled)),
-        "batch_succeeded": int(isinstance(outcome, Succeeded)),
+        "batch_done": int(isinstance(outcome, Succeeded | Served | Failed | Cancelled)),
+        "batch_succeeded": int(isinstance(outcome, Succeeded | Served)),
         "batch_failed": int(isinstance(outcome, Failed)),
         "batch_cancelled": int(isinstance(outcome, Cancelled)),
         "batch_input_tokens": 0,
@@ -344,6 +369,19 @@ def _outcome_params(outcome: Outcome) -> dict[str, Any]:
                 served_provider=outcome.provider,
                 cached_tokens=outcome.cached_tokens,
                 job_latency_ms=outcome.latency_ms,
+            )
+        case Served():
+            params.update(
+                result=orjson.dumps(outcome.result).decode(),
+                served_model=outcome.model_id,
+                served_provider=outcome.provider,
+                hit_input_tokens=outcome.input_tokens,
+                hit_output_tokens=outcome.output_tokens,
+                cached_tokens=outcome.cached_tokens,
+                cache=outcome.cache,
+                cache_source_job_id=outcome.source_job_id,
+                similarity=outcome.similarity,
+                saved_usd=outcome.saved_usd,
             )
         case Failed():
             params.update(

@@ -24,14 +24,16 @@ class ModelUsage:
     latency_p95_ms: float | None
 
 
-# A job is counted under the model that served it or, if it failed, the one it last tried.
+# A job is counted under the model that served it or, if it failed, the one it last tried;
+# tokens are those billed (a job served from the response cache was billed none).
 _JOBS = text(
     """SELECT coalesce(served_model, models[chain_index + 1]) AS model,
         count(*) AS jobs,
         count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
         count(*) FILTER (WHERE status = 'failed') AS failed,
-        coalesce(sum(input_tokens), 0) AS input_tokens,
-        coalesce(sum(output_tokens), 0) AS output_tokens,
+        coalesce(sum(input_tokens) FILTER (WHERE cache_source_job_id IS NULL), 0) AS input_tokens,
+        coalesce(sum(output_tokens) FILTER (WHERE cache_source_job_id IS NULL), 0)
+            AS output_tokens,
         coalesce(sum(cost_usd), 0) AS cost_usd,
         percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,
         percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95

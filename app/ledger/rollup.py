@@ -35,6 +35,12 @@ BUCKET_SQL = (
     f"ELSE 1 + floor(ln(j.latency_ms) * {BUCKETS_PER_DOUBLING} / ln(2))::int END"
 )
 
+# Tokens the providers billed: a job served from the response cache shows its answer's usage
+# but was billed none (app/cache).
+_BILLED = (
+    "(CASE WHEN j.cache_source_job_id IS NULL THEN coalesce(j.{column}, 0) ELSE 0 END)::bigint"
+)
+
 # One row per finished job, in the rollup's key and measure columns.
 JOB_ROWS = f"""SELECT j.finished_at, date_trunc('hour', j.finished_at) AS starts_at,
         j.tenant_id,
@@ -43,13 +49,15 @@ JOB_ROWS = f"""SELECT j.finished_at, date_trunc('hour', j.finished_at) AS starts
         coalesce(j.served_model, j.models[j.chain_index + 1], '') AS model,
         j.priority, j.status, coalesce(j.error_class, '') AS error_class,
         1 AS jobs,
-        coalesce(j.input_tokens, 0)::bigint AS input_tokens,
-        coalesce(j.output_tokens, 0)::bigint AS output_tokens,
-        coalesce(j.cached_tokens, 0)::bigint AS cached_tokens,
+        {_BILLED.format(column="input_tokens")} AS input_tokens,
+        {_BILLED.format(column="output_tokens")} AS output_tokens,
+        {_BILLED.format(column="cached_tokens")} AS cached_tokens,
         coalesce(j.cost_usd, 0) AS cost_usd,
         coalesce(j.latency_ms, 0)::bigint AS latency_ms_sum,
         j.latency_ms,
-        {BUCKET_SQL} AS bucket
+        {BUCKET_SQL} AS bucket,
+        coalesce(j.cache, '') AS cache,
+        coalesce(j.cost_saved_usd, 0) AS cost_saved_usd
     FROM jobs j
     WHERE j.finished_at IS NOT NULL AND j.status IN {TERMINAL_SQL}"""  # noqa: S608 - constants
 
@@ -67,11 +75,11 @@ ATTEMPT_ROWS = f"""SELECT j.finished_at, date_trunc('hour', j.finished_at) AS st
     WHERE j.finished_at IS NOT NULL AND j.status IN {TERMINAL_SQL}"""  # noqa: S608 - constants
 
 _PARTS = {
-    "job_key": "tenant_id, project, provider, model, priority, status, error_class",
+    "job_key": "tenant_id, project, provider, model, priority, status, error_class, cache",
     "latency_key": "tenant_id, project, provider, model, priority, bucket",
     "cost_key": "tenant_id, project, provider, model, priority, key_id",
     "job_sums": "sum(jobs), sum(input_tokens), sum(output_tokens), sum(cached_tokens), "
-    "sum(cost_usd), sum(latency_ms_sum)",
+    "sum(cost_usd), sum(latency_ms_sum), sum(cost_saved_usd)",
     "cost_sums": "sum(attempts), sum(failed_attempts), sum(input_tokens), sum(output_tokens), "
     "sum(cost_usd)",
     "in_range": "finished_at >= :lo AND finished_at < :hi",
@@ -81,7 +89,8 @@ _PARTS = {
 
 _PARTS.update(
     {
-        "job_columns": "jobs, input_tokens, output_tokens, cached_tokens, cost_usd, latency_ms_sum",
+        "job_columns": "jobs, input_tokens, output_tokens, cached_tokens, cost_usd, "
+        "latency_ms_sum, cost_saved_usd",
         "cost_columns": "attempts, failed_attempts, input_tokens, output_tokens, cost_usd",
         "day": "date_trunc('day', starts_at, 'UTC')",
         "day_range": "span = 'hour' AND starts_at >= :day_lo AND starts_at < :day_hi",

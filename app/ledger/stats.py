@@ -35,18 +35,19 @@ GROUP_COLUMN = {
 }
 
 _KEYS = "tenant_id, project, provider, model, priority"
-_VOLUME = """SELECT {group} AS grp, status, error_class, sum(jobs)::bigint AS jobs,
+_VOLUME = """SELECT {group} AS grp, status, error_class, cache, sum(jobs)::bigint AS jobs,
         sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
-        sum(cached_tokens)::bigint AS cached_tokens, sum(cost_usd) AS cost_usd
+        sum(cached_tokens)::bigint AS cached_tokens, sum(cost_usd) AS cost_usd,
+        sum(cost_saved_usd) AS cost_saved_usd
     FROM (
-        SELECT {keys}, status, error_class, jobs, input_tokens, output_tokens, cached_tokens,
-            cost_usd
+        SELECT {keys}, status, error_class, cache, jobs, input_tokens, output_tokens,
+            cached_tokens, cost_usd, cost_saved_usd
         FROM job_rollups WHERE {rollup} AND {tenant}
         UNION ALL
-        SELECT {keys}, status, error_class, jobs, input_tokens, output_tokens, cached_tokens,
-            cost_usd
+        SELECT {keys}, status, error_class, cache, jobs, input_tokens, output_tokens,
+            cached_tokens, cost_usd, cost_saved_usd
         FROM ({rows}) r WHERE {raw} AND {tenant}
-    ) t GROUP BY 1, 2, 3"""
+    ) t GROUP BY 1, 2, 3, 4"""
 _LATENCY = """SELECT {group} AS grp, bucket, sum(jobs)::bigint AS jobs
     FROM (
         SELECT {keys}, bucket, jobs FROM latency_rollups WHERE {rollup} AND {tenant}
@@ -69,6 +70,8 @@ class JobStats:
     cached_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
     latency_buckets: dict[int, int] = field(default_factory=dict)
+    cache: dict[str, int] = field(default_factory=dict)  # jobs by cache outcome ("exact:hit")
+    cost_saved_usd: dict[str, Decimal] = field(default_factory=dict)  # by cache outcome
 
     @property
     def success_rate(self) -> float | None:
@@ -90,6 +93,10 @@ class JobStats:
         self.cost_usd += other.cost_usd
         for b, n in other.latency_buckets.items():
             self.latency_buckets[b] = self.latency_buckets.get(b, 0) + n
+        for k, n in other.cache.items():
+            self.cache[k] = self.cache.get(k, 0) + n
+        for k, usd in other.cost_saved_usd.items():
+            self.cost_saved_usd[k] = self.cost_saved_usd.get(k, Decimal(0)) + usd
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +129,10 @@ def job_stats(
         g.output_tokens += r.output_tokens
         g.cached_tokens += r.cached_tokens
         g.cost_usd += Decimal(r.cost_usd)
+        if r.cache:
+            g.cache[r.cache] = g.cache.get(r.cache, 0) + r.jobs
+            saved = g.cost_saved_usd.get(r.cache, Decimal(0))
+            g.cost_saved_usd[r.cache] = saved + Decimal(r.cost_saved_usd)
     for r in run(session, _LATENCY.format(**parts), params):
         groups[r.grp].latency_buckets[r.bucket] = r.jobs
     overall = JobStats(key=None)

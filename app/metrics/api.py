@@ -9,6 +9,7 @@ programs against) and, with ``SWITCHBOARD_METRICS_TOKEN`` set, wants that token.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
@@ -18,10 +19,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response
 from app.api.state import ApiState
+from app.cache.tally import HIT, CacheCount
 from app.config import Settings
 from app.jobs.observer import JobEnd
 from app.metrics import families
 from app.metrics.exposition import CHALLENGE, PATH, metrics_token, refusal, render
+from app.metrics.families import tally
 from app.metrics.state import StateCollector, StateReader
 from app.routing.breakers import BreakerState
 
@@ -40,6 +43,8 @@ class ApiMetrics:
         self.duration = families.http_duration(r)
         self.jobs_finished = families.jobs_finished(r)
         self.breaker_transitions = families.breaker_transitions(r)
+        self.cache_lookups = families.cache_lookups(r)
+        self.cache_saved = families.cache_saved(r)
         families.process(r)
         self.state = StateCollector()
         r.register(self.state)
@@ -62,6 +67,15 @@ class ApiMetrics:
 
     def breaker_moved(self, target: str, was: BreakerState, now: BreakerState) -> None:
         self.breaker_transitions.labels(target, was.value, now.value).inc()
+
+    def cache_counted(self, counts: Iterable[CacheCount]) -> None:
+        """Cache outcomes of a submission: hits served at once (jobs that ended), and the
+        misses of exact lookups."""
+        for count in counts:
+            tally(self.cache_lookups, self.cache_saved, count)
+            if count.outcome == HIT:
+                labels = ("succeeded", count.provider, count.model, count.priority)
+                self.jobs_finished.labels(*labels).inc()
 
 
 class RequestMetrics:

@@ -18,6 +18,7 @@ from prometheus_client import (
 )
 
 from app import __version__
+from app.cache.tally import HIT, CacheCount
 
 # No ``*_created`` series: they would double the series of every counter and histogram, and
 # rate() and increase() never read them.
@@ -109,6 +110,27 @@ def cost(registry: CollectorRegistry) -> Counter:
         "What the attempts cost at the registry's prices, in US dollars (the ledger has the "
         "exact decimals).",
         MODEL,
+        registry=registry,
+    )
+
+
+def cache_lookups(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "switchboard_cache_lookups",
+        "Jobs the response cache took part in, by outcome: hit (served from the cache, by "
+        "the exact or semantic lookup that found the answer) or miss (it ran, by the mode it "
+        "asked for); under the model that answered or that it was queued for.",
+        ("mode", "outcome", *MODEL),
+        registry=registry,
+    )
+
+
+def cache_saved(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "switchboard_cache_saved_usd",
+        "What the answers served from the cache cost their source jobs, in US dollars: what "
+        "the hits saved (the ledger has the exact decimals).",
+        ("mode", *MODEL),
         registry=registry,
     )
 
@@ -205,6 +227,13 @@ def http_duration(registry: CollectorRegistry) -> Histogram:
         buckets=HTTP_BUCKETS,
         registry=registry,
     )
+
+
+def tally(lookups: Counter, saved: Counter, count: CacheCount) -> None:
+    """One cache outcome into ``cache_lookups`` and ``cache_saved``."""
+    lookups.labels(count.mode, count.outcome, count.provider, count.model).inc()
+    if count.outcome == HIT:
+        saved.labels(count.mode, count.provider, count.model).inc(float(count.saved_usd))
 
 
 def process(registry: CollectorRegistry) -> None:

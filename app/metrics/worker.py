@@ -14,6 +14,7 @@ from functools import cache
 
 from prometheus_client import CollectorRegistry
 
+from app.cache.tally import CacheCount
 from app.config import Settings
 from app.jobs.admission import Permit, TooLarge, Wait
 from app.jobs.claims import Claim
@@ -51,6 +52,8 @@ class WorkerMetrics:
         self.webhook_retries = families.webhook_retries(r)
         self.webhook_duration = families.webhook_duration(r)
         self.repairs = families.reconciler_repairs(r)
+        self.cache_lookups = families.cache_lookups(r)
+        self.cache_saved = families.cache_saved(r)
         families.process(r)
 
     # -- the runner's observer (app.jobs.observer.JobObserver) --------------------------
@@ -105,6 +108,11 @@ class WorkerMetrics:
             self.cost.labels(a.provider, a.model_id).inc(float(a.cost_usd or 0))
 
     # -- the other parts of a worker process --------------------------------------------
+    def cache_counted(self, count: CacheCount) -> None:
+        """``ResponseCache``'s ``tally``: a job served from the cache or released to run (the
+        served ones also reach ``ended`` through its ``on_served``)."""
+        families.tally(self.cache_lookups, self.cache_saved, count)
+
     def breaker_moved(self, target: str, was: BreakerState, now: BreakerState) -> None:
         """``CircuitBreakers``' ``on_transition``."""
         self.breaker_transitions.labels(target, was.value, now.value).inc()

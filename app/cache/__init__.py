@@ -1,0 +1,1 @@
+"""The response cache: answers reused for identical (exact) or similar (semantic) requests."""
