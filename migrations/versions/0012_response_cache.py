@@ -1,6 +1,6 @@
 """response cache: entries, holds, the jobs' cache columns and their rollup
 
-Revision ID: 0012c
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-11-25 09:00:00.000000
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0012c"
+revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
