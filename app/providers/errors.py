@@ -11,10 +11,13 @@
         ├── ContentFiltered      content_filter  refused by moderation / safety
         ├── InvalidProviderRequest invalid_request the request itself is wrong (caller's fault)
         ├── ModelNotFound        not_found       unknown or retired model
+        ├── ResponseRejected     quality         an answer the request's validators refused
         └── UnclassifiedProviderError unknown    anything else; retried conservatively
 
 Adapters raise these from ``parse_response``; the transport raises ``TimedOut`` and
 ``ServerFailed`` for network failures. Nothing outside ``app.providers`` sees an httpx error.
+``ResponseRejected`` is raised after a call that succeeded, by ``app.validation``: the answer
+came (and is billed) but is not what the caller asked for.
 """
 
 # The taxonomy's class names are a published contract (they read as outcomes, not "...Error").
@@ -40,6 +43,7 @@ class ErrorKind(StrEnum):
     CONTENT_FILTER = "content_filter"
     INVALID_REQUEST = "invalid_request"
     NOT_FOUND = "not_found"
+    QUALITY = "quality"
     UNKNOWN = "unknown"
 
 
@@ -113,6 +117,10 @@ class ModelNotFound(ProviderError):
     kind = ErrorKind.NOT_FOUND.value
 
 
+class ResponseRejected(ProviderError):
+    kind = ErrorKind.QUALITY.value
+
+
 class UnclassifiedProviderError(ProviderError):
     kind = ErrorKind.UNKNOWN.value
 
@@ -129,6 +137,7 @@ ERROR_BY_KIND: dict[ErrorKind, type[ProviderError]] = {
         ContentFiltered,
         InvalidProviderRequest,
         ModelNotFound,
+        ResponseRejected,
         UnclassifiedProviderError,
     )
 }
