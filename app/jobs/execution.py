@@ -191,7 +191,7 @@ def _failed(
     if kind is ErrorKind.AUTH:  # a key added or rotated since the snapshot deserves a try
         keys = rt.keys.current().keys(target.provider.name)
     decision = decide(
-        Failure(kind, err.retry_after),
+        Failure(kind, err.retry_after, deterministic=claim.request.get("temperature") == 0),
         chain=target.chain,
         index=claim.chain_index,
         history=[*_history(rt, claim), PastAttempt(claim.chain_index, err.kind)],

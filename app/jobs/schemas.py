@@ -25,6 +25,7 @@ from app.constants import (
 from app.jobs.states import JobStatus
 from app.registry.catalog import Capability
 from app.routing.selection import Strategy
+from app.validation.schemas import Validators
 
 MAX_CHAIN = 8
 MAX_MESSAGES = 2048
@@ -203,6 +204,7 @@ class ChatParams(RoutedRequest):
     response_format: dict[str, Any] | None = None
     seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
     user: Annotated[str, StringConstraints(max_length=256)] | None = None
+    validators: Validators | None = None
 
     @model_validator(mode="after")
     def _one_input(self) -> ChatParams:
