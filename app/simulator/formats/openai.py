@@ -25,6 +25,7 @@ from app.simulator.formats.base import (
     string_list,
 )
 from app.simulator.limiter import BucketView
+from app.simulator.structured import requested_schema
 from app.simulator.tokens import Finish, Reply, float32_bytes
 from app.simulator.tools import ToolSpec, choose_tool, spec_of
 
@@ -145,7 +146,13 @@ class OpenAIFormat(WireFormat):
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         return ChatRequest(
-            model, texts, max_tokens, bool(stream), include_usage, tool=_tool(body, messages)
+            model,
+            texts,
+            max_tokens,
+            bool(stream),
+            include_usage,
+            tool=_tool(body, messages),
+            json_schema=requested_schema(body.get("response_format")),
         )
 
     def parse_embed(self, body: Any, route: Route) -> EmbedRequest:
