@@ -43,6 +43,7 @@ from app.ledger.record import (
     Waiting,
     record,
 )
+from app.orchestration.hook import continuation
 from app.providers.errors import AuthFailed, ErrorKind, ProviderError
 from app.registry.keys import ProviderKey
 from app.registry.service import ModelInfo, Registry
@@ -309,7 +310,11 @@ def _finish(
     also: Callable[[psycopg.Connection[Any]], None] | None = None,
 ) -> bool:
     """Record ``outcome`` (and run ``also`` in the same transaction, if the claim held); then
-    publish or set aside what it implies. False if the claim was lost."""
+    publish or set aside what it implies. False if the claim was lost.
+
+    The end of a step of a chain or ensemble moves its orchestration on in that transaction
+    too (``app.orchestration.hook``): the next step exists as soon as this one is recorded."""
+    step = continuation(claim, outcome)
 
     def write(conn: psycopg.Connection[Any]) -> Recorded:
         def move() -> Recorded:
@@ -322,12 +327,17 @@ def _finish(
                 notify=claim.notify,
             )
 
-        if also is None:  # the hot path: one statement, committed on its own
+        if also is None and step is None:  # the hot path: one statement, committed on its own
             return move()
         with conn.transaction():
+            if step is not None:
+                step.lock(conn)
             recorded = move()
             if recorded.moved:
-                also(conn)
+                if also is not None:
+                    also(conn)
+                if step is not None:
+                    step.advance(conn)
             return recorded
 
     recorded = retrying(rt.engine, write, for_s=rt.lease_s)
@@ -343,6 +353,8 @@ def _finish(
         rt.dispatcher.publish([JobRef(claim.id, outcome.provider, claim.priority)])
     elif isinstance(outcome, Waiting):
         rt.delayed.add(claim.id, outcome.not_before.timestamp())
+    if step is not None:
+        step.after_commit(rt)
     rt.observer.recorded(claim, outcome, attempt)
     return True
 

@@ -10,6 +10,8 @@ Run periodically (Celery beat), one run at a time across the deployment. Each pa
 4. Queued jobs older than a grace period with no entry in the live-message set (their message
    was lost, e.g. Redis was flushed or restarted) are published again.
 5. Entries of the live-message set whose job is no longer queued are dropped.
+6. Chains and ensembles whose steps all ended without moving them on (a step failed here
+   for its deadline, or was cancelled) are advanced (``app.orchestration.sweep``).
 
 Republishing is always safe: a worker runs a job only if its conditional claim succeeds, so a
 duplicate message finds the job running or finished and does nothing.
@@ -34,6 +36,7 @@ from app.files.service import purge_expired
 from app.jobs.observer import JobEnd, JobObserver, Unobserved
 from app.jobs.service import Dispatcher, JobRef
 from app.ledger.record import Failed, record
+from app.orchestration.sweep import sweep
 from app.routing.decision import DEADLINE
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,7 @@ class ReconcileReport:
     forgotten: int = 0
     batch_requests_stopped: int = 0  # of batches past their window, or cancelling
     files_purged: int = 0
+    orchestrations: int = 0  # chains and ensembles moved on
     skipped: bool = False  # another reconciler held the lock
 
     def total(self) -> int:
@@ -143,6 +147,7 @@ class Reconciler:
             report.republished = self._republish_lost(conn)
             report.forgotten = self._forget_finished(conn)
             report.files_purged = purge_expired(conn)
+            report.orchestrations = sweep(conn, self.dispatcher)
         return report
 
     def _republish_lost(self, conn: psycopg.Connection[Any]) -> int:

@@ -338,12 +338,41 @@ class AttemptOut(BaseModel):
     cost_usd: str | None
 
 
+class ParentRef(BaseModel):
+    """The chain or ensemble a job is a step of, and where in it."""
+
+    id: str
+    kind: Literal["chain", "ensemble"]
+    step_index: int
+    role: str = Field(description="The step's role; `branch` or `judge` in an ensemble.")
+
+
+class StepOut(BaseModel):
+    """One step (or branch, or judge) of a chain or an ensemble: a job of its own."""
+
+    id: str
+    index: int
+    role: str
+    status: JobStatus
+    model: list[str] = Field(description="The step's models, in fallback order.")
+    served_model: str | None
+    provider: str | None
+    result: JobResult | None
+    usage: Usage | None
+    cost_usd: str | None
+    latency_ms: int | None
+    attempt_count: int
+    error: ErrorInfo | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
 class JobOut(BaseModel):
     """A job as callers see it: state, result, where it ran, what it cost."""
 
     id: str
     object: Literal["job"] = "job"
-    kind: Literal["chat", "embedding"] = "chat"
+    kind: Literal["chat", "embedding", "chain", "ensemble"] = "chat"
     status: JobStatus
     priority: Priority
     batch_id: str | None
@@ -373,6 +402,19 @@ class JobOut(BaseModel):
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    parent: ParentRef | None = Field(
+        default=None, description="For a step of a chain or an ensemble: which, and where."
+    )
+    steps: list[StepOut] | None = Field(
+        default=None,
+        description="A chain's steps or an ensemble's branches (and judge), in order; their "
+        "tokens and cost add up to the job's.",
+    )
+    synthesis: dict[str, Any] | None = Field(
+        default=None,
+        description="How a chain or an ensemble reached its answer: the output step and "
+        "skipped ones; the synthesizer, votes, winner, judge.",
+    )
 
 
 class JobAccepted(BaseModel):
