@@ -120,7 +120,8 @@ def plan_chain_run(create: ChainCreate, router: Router) -> Planned:
         override = (create.models or {}).get(step.role)
         routing = {"model": override} if override is not None else _routing(step)
         stand_ins = dict.fromkeys(allowed, _OUTPUT_STAND_IN) | {"input": create.input}
-        with _at(f"chain.steps[{index}]" if inline else f"models.{step.role}"):
+        prefix = f"models.{step.role}" if override is not None else f"chain.steps[{index}]"
+        with _at(prefix if inline or override is not None else "chain"):
             params = _chat_params(routing, step, messages(step.system, step.prompt, stand_ins))
             plan = plan_chain(
                 router.registry,
@@ -129,6 +130,7 @@ def plan_chain_run(create: ChainCreate, router: Router) -> Planned:
                 usable=router.usable,
                 policies=router.policies,
                 metadata={**(create.metadata or {}), **(step.metadata or {})},
+                param=prefix if override is not None else f"{prefix}.model",
             )
         request = params.to_request()
         request.pop("messages")
@@ -189,7 +191,8 @@ def plan_ensemble(create: EnsembleCreate, router: Router) -> Planned:
     param = "models" if create.models is not None else "branches"
     for index, branch in enumerate(create.branch_list()):
         extra = [v.model_dump(mode="json") for v in branch.validators or []]
-        with _at(f"{param}[{index}]"):
+        where = f"{param}[{index}]"
+        with _at(where):
             params = _chat_params(_routing(branch), create, conversation, extra_validators=extra)
             plan = plan_chain(
                 router.registry,
@@ -198,6 +201,7 @@ def plan_ensemble(create: EnsembleCreate, router: Router) -> Planned:
                 usable=router.usable,
                 policies=router.policies,
                 metadata=create.metadata,
+                param=where if create.models is not None else f"{where}.model",
             )
         request = params.to_request()
         planned.worst_usd.append(_worst_usd(request, plan.chain, 0))
@@ -244,6 +248,7 @@ def _plan_judge(
             performance=router.performance,
             usable=router.usable,
             policies=router.policies,
+            param="judge.model",
         )
     mentions = sum(1 for t in (system, prompt) for p in placeholders(t) if p.name == "answers")
     request = params.to_request()

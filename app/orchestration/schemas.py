@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, StringConstraints, Tag, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from app.jobs.schemas import (
     MAX_MESSAGES,
@@ -26,6 +33,7 @@ from app.jobs.schemas import (
     Strict,
 )
 from app.jobs.states import JobStatus
+from app.validation.compile import compile_pattern
 from app.validation.schemas import MAX_PATTERN_CHARS, Validators
 
 MAX_STEPS = 8
@@ -199,6 +207,13 @@ class EnsembleCreate(Sampling, JobOptions):
         "once every earlier branch failed); branches not started are never billed.",
     )
     judge: Judge | None = None
+
+    @field_validator("vote_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_pattern(value)  # raises ValueError saying what is wrong
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> EnsembleCreate:

@@ -5,8 +5,9 @@ for ``json_schema`` gets an object with every property of the schema, each a val
 type (the reply's words for strings, small integers derived from the prompt for numbers, the
 first value of an ``enum``). The same prompt gets the same JSON, like every other reply. A
 model configured with ``follows_response_format = false`` ignores the request and answers in
-prose, as older models do — what response validators exist to catch. A reply cut by
-``max_tokens`` is cut in its JSON too, which then no longer parses: as a real model's would.
+prose, as older models do — what response validators exist to catch. JSON longer than
+``max_tokens`` (at the simulator's 4 bytes a token) is cut there and no longer parses, as a
+real model's would.
 
 The JSON text is carried as the reply's words (split at its spaces, which it then joins back
 with), so every format renders and streams it unchanged and counts one token per piece.
@@ -19,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from app.simulator.tokens import Finish, Reply
+from app.simulator.tokens import BYTES_PER_TOKEN, Finish, Reply, text_tokens
 
 ANSWER = "answer"  # the one property of a json_object reply
 
@@ -44,10 +45,11 @@ def structured(reply: Reply, schema: dict[str, Any], *, max_tokens: int, digest:
         return reply
     sentence = " ".join(reply.words)
     document = _object(schema, sentence, digest) if schema.get("properties") else None
-    pieces = tuple(orjson.dumps(document or {ANSWER: sentence}).decode().split(" "))
-    if len(pieces) > max_tokens:
-        return replace(reply, words=pieces[:max_tokens], finish=Finish.LENGTH)
-    return replace(reply, words=pieces, finish=Finish.STOP)
+    text = orjson.dumps(document or {ANSWER: sentence}).decode()
+    finish = Finish.STOP
+    if text_tokens(text) > max_tokens:  # cut where its tokens run out, mid-document
+        text, finish = text[: max_tokens * BYTES_PER_TOKEN], Finish.LENGTH
+    return replace(reply, words=tuple(text.split(" ")), finish=finish)
 
 
 def _value(schema: Any, sentence: str, seed: int) -> Any:

@@ -35,9 +35,7 @@ def upgrade() -> None:
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("input_tokens", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("output_tokens", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column(
-            "cost_usd", sa.Numeric(24, 12), server_default=sa.text("0"), nullable=False
-        ),
+        sa.Column("cost_usd", sa.Numeric(24, 12), server_default=sa.text("0"), nullable=False),
         sa.Column("pending_holds", jsonb, server_default="{}", nullable=False),
         sa.Column("metadata", jsonb, server_default="{}", nullable=False),
         sa.Column("project", sa.Text(), nullable=True),

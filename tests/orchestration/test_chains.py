@@ -148,7 +148,7 @@ def test_a_step_failing_after_its_fallbacks_fails_the_chain(
     assert chain["error"]["message"].startswith("step 2 (executor) failed: ")
     assert [s["role"] for s in chain["steps"]] == ["planner", "executor"]  # no reviewer
     assert chain["result"] is None
-    tokens_in, _, cost = ledger_totals(engine, chain["id"])
+    _, _, cost = ledger_totals(engine, chain["id"])
     assert Decimal(chain["cost_usd"]) == cost > 0  # the planner's answer was paid for
 
 

@@ -20,9 +20,7 @@ SCHEMA = {
 
 
 def job(*validators: dict[str, Any]) -> ChatParams:
-    return ChatParams.model_validate(
-        {"model": "m", "prompt": "hi", "validators": list(validators)}
-    )
+    return ChatParams.model_validate({"model": "m", "prompt": "hi", "validators": list(validators)})
 
 
 def refusal(*validators: dict[str, Any]) -> str:
