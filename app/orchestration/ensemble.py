@@ -191,13 +191,18 @@ def vote_of(text: str, pattern: str | None) -> str | None:
 
 
 def normalise(text: str) -> str:
-    """Answers that say the same compare equal: JSON by value (keys sorted), other text
-    case-folded with its blanks collapsed and surrounding punctuation and quotes dropped."""
+    """Answers that say the same compare equal: a JSON object or array by value (keys
+    sorted), any other text case-folded, its blanks collapsed, surrounding punctuation and
+    quotes dropped."""
     stripped = text.strip()
-    try:
-        return orjson.dumps(orjson.loads(stripped), option=orjson.OPT_SORT_KEYS).decode()
-    except orjson.JSONDecodeError:
-        return " ".join(stripped.casefold().split()).strip(_STRIPPED)
+    if stripped[:1] in ("{", "["):
+        try:
+            document = orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
+    return " ".join(stripped.casefold().split()).strip(_STRIPPED)
 
 
 def _won(synthesizer: str, branch: Step) -> dict[str, Any]:
