@@ -57,7 +57,8 @@ class ReconcileReport:
     skipped: bool = False  # another reconciler held the lock
 
     def total(self) -> int:
-        return self.leases_expired + self.deadlines + self.promoted + self.republished
+        repaired = self.leases_expired + self.deadlines + self.promoted + self.republished
+        return repaired + self.orchestrations
 
 
 _EXPIRED_LEASES = """

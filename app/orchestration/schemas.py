@@ -30,6 +30,7 @@ from app.jobs.schemas import (
     PolicyName,
     RoutedRequest,
     Stop,
+    StorableRequest,
     Strict,
 )
 from app.jobs.states import JobStatus
@@ -121,7 +122,7 @@ ChainRef = Annotated[
 ]
 
 
-class ChainCreate(JobOptions):
+class ChainCreate(JobOptions, StorableRequest):
     """``POST /v1/chains``: run a shipped chain by name, or one defined here, on ``input``."""
 
     chain: ChainRef | None = Field(
@@ -174,7 +175,7 @@ class Judge(Sampling, RoutedRequest):
 Synthesizer = Literal["first_success", "majority", "judge"]
 
 
-class EnsembleCreate(Sampling, JobOptions):
+class EnsembleCreate(Sampling, JobOptions, StorableRequest):
     """``POST /v1/ensembles``: one chat request to several branches in parallel, combined."""
 
     messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)] | None = None
