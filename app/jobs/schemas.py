@@ -67,8 +67,31 @@ def unstorable_text_at(value: Any, path: str = "") -> str | None:
     return None
 
 
+# What the ledger's JSON encoder (orjson) stores exactly: 64-bit integers.
+_INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def unstorable_number_at(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds an integer too large to store as JSON exactly, if anywhere."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        low, high = _INT_RANGE
+        return None if low <= value <= high else path or "(root)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = unstorable_number_at(item, f"{path}.{key}")
+            if where:
+                return where.lstrip(".")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            where = unstorable_number_at(item, f"{path}[{index}]")
+            if where:
+                return where
+    return None
+
+
 class StorableRequest(Strict):
-    """A top-level request: rejects text that could not be stored before anything else."""
+    """A top-level request: rejects text (and numbers) that could not be stored before
+    anything else."""
 
     @model_validator(mode="before")
     @classmethod
@@ -76,6 +99,9 @@ class StorableRequest(Strict):
         where = unstorable_text_at(data)
         if where is not None:
             raise ValueError(f"text at `{where}` contains a NUL character or an invalid code point")
+        where = unstorable_number_at(data)
+        if where is not None:
+            raise ValueError(f"the integer at `{where}` is beyond 64 bits")
         return data
 
 

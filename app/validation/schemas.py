@@ -43,7 +43,11 @@ class JsonSchemaCheck(_Check):
     @field_validator("schema_")
     @classmethod
     def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(orjson.dumps(value)) > MAX_SCHEMA_BYTES:
+        try:
+            size = len(orjson.dumps(value))
+        except TypeError:  # an integer beyond 64 bits: it could not be stored exactly
+            raise ValueError("a schema's integers must fit in 64 bits") from None
+        if size > MAX_SCHEMA_BYTES:
             raise ValueError(f"a schema may be at most {MAX_SCHEMA_BYTES // 1024} KiB of JSON")
         compile_schema(value)  # raises ValueError saying what is wrong
         return value

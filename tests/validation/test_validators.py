@@ -143,3 +143,8 @@ def test_pattern_properties_and_unknown_dialects_are_refused() -> None:
     assert "dialect" in refusal({"type": "json_schema", "schema": {"$schema": ["x"]}})
     draft7 = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "string"}
     assert job({"type": "json_schema", "schema": draft7}).validators
+
+
+def test_a_schema_holding_an_integer_beyond_64_bits_is_refused() -> None:
+    huge = {"type": "integer", "maximum": 2**64 + 1}
+    assert "64 bits" in refusal({"type": "json_schema", "schema": huge})
