@@ -31,6 +31,7 @@ from app.jobs import endpoints as jobs
 from app.jobs.service import Dispatcher
 from app.ledger import endpoints as usage
 from app.metrics import api as metrics_api
+from app.orchestration import endpoints as orchestration
 from app.policies import endpoints as policies
 from app.registry import endpoints as models
 from app.registry.secrets import secret_box
@@ -119,6 +120,8 @@ def create_app(
     # Every endpoint but the health checks needs a key; admin-only ones say so themselves.
     for router in (
         jobs.router,
+        orchestration.chains,
+        orchestration.ensembles,
         chat.router,
         completions.router,
         embeddings.router,

@@ -5,6 +5,7 @@ A failed job's error class becomes an HTTP status a client of OpenAI already han
     context_length, invalid_request, content_filter   400  invalid_request_error
     rate_limit                                         429  rate_limit_error
     auth, not_found, unknown (the upstream's fault)    502  api_error
+    quality (no answer passed the validators)          502  api_error
     overloaded, server_error, circuit_open             503  api_error
     timeout, deadline                                  504  api_error
     cancelled (POST /v1/jobs/{id}/cancel)              409  invalid_request_error
@@ -47,6 +48,7 @@ _STATUS: dict[str, tuple[int, str]] = {
     "rate_limit": (429, "rate_limit_error"),
     "auth": (502, "api_error"),
     "not_found": (502, "api_error"),
+    "quality": (502, "api_error"),
     "unknown": (502, "api_error"),
     "overloaded": (503, "api_error"),
     "server_error": (503, "api_error"),

@@ -46,12 +46,14 @@ class ChatCompletionCreate(ChatParams):
 
     def job(self) -> JobCreate:
         """The job this request becomes: same body, ``high`` priority (a caller is waiting);
-        with ``stream``, a job whose call streams (``StreamedJob``)."""
+        with ``stream``, a job whose call streams (``StreamedJob``) — unless it has validators:
+        an answer is relayed only once it passed them, so it is sent whole when the job ends."""
         body = self.model_dump(exclude_none=True, exclude=_ANSWER_FIELDS)
         if self.max_completion_tokens is not None:
             body["max_tokens"] = self.max_completion_tokens
         body["priority"] = Priority.HIGH
-        return (StreamedJob if self.stream else JobCreate).model_validate(body)
+        live = self.stream and not self.validators
+        return (StreamedJob if live else JobCreate).model_validate(body)
 
     @property
     def usage_in_stream(self) -> bool:

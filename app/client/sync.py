@@ -132,6 +132,68 @@ class Switchboard:
         )
         return result
 
+    # -- chains and ensembles ------------------------------------------------------------
+    def run_chain(
+        self,
+        input: str,
+        chain: str | dict[str, Any] | None = None,
+        *,
+        models: dict[str, str | list[str]] | None = None,
+        wait: bool = True,
+        timeout: float = 300.0,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """POST /v1/chains: a shipped chain by name (``"code"``), a definition
+        (``{"steps": [...]}``), or the one for ``metadata.task_type``; ``models`` runs its
+        roles on other models. With ``wait``, the finished chain (``result``, ``steps``, cost;
+        ``JobFailed`` unless it succeeded), else ``{"id", "status", "steps", "created"}``."""
+        body: dict[str, Any] = {"input": input, **options}
+        if chain is not None:
+            body["chain"] = chain
+        if models is not None:
+            body["models"] = models
+        return self._orchestrate("/v1/chains", body, wait, timeout, idempotency_key)
+
+    def run_ensemble(
+        self,
+        messages: list[dict[str, Any]] | str,
+        models: list[str | list[str]] | None = None,
+        *,
+        synthesizer: str = "first_success",
+        wait: bool = True,
+        timeout: float = 300.0,
+        idempotency_key: str | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """POST /v1/ensembles: the same request to each of ``models`` (or ``branches=``)
+        in parallel, combined by ``synthesizer`` (``first_success``, ``majority``, ``judge``
+        with ``judge={"model": ...}``); ``messages`` may be a bare prompt."""
+        body: dict[str, Any] = {"synthesizer": synthesizer, **params}
+        body["prompt" if isinstance(messages, str) else "messages"] = messages
+        if models is not None:
+            body["models"] = models
+        return self._orchestrate("/v1/ensembles", body, wait, timeout, idempotency_key)
+
+    def list_chains(self) -> list[dict[str, Any]]:
+        """The shipped chains (GET /v1/chains/definitions): name, description, steps."""
+        chains: list[dict[str, Any]] = self.api.json("GET", "/v1/chains/definitions")["data"]
+        return chains
+
+    def _orchestrate(
+        self,
+        path: str,
+        body: dict[str, Any],
+        wait: bool,
+        timeout: float,
+        idempotency_key: str | None,
+    ) -> dict[str, Any]:
+        headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
+        accepted: dict[str, Any] = self.api.json("POST", path, json=body, headers=headers)
+        if not wait:
+            return accepted
+        return self.wait_for_job(accepted["id"], timeout=timeout)
+
     # -- policies ------------------------------------------------------------------------
     def create_routing_policy(
         self, name: str, description: str, rules: list[dict[str, Any]], priority: int = 0

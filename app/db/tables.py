@@ -272,6 +272,13 @@ class JobRow(Base):
     cache_source_job_id: Mapped[str | None] = mapped_column(Text)  # a hit: whose answer it is
     cache_similarity: Mapped[float | None] = mapped_column(REAL)  # a semantic hit's cosine
     cost_saved_usd: Mapped[Decimal | None] = mapped_column(Money)  # a hit: what its source cost
+    # A step of a chain or a branch (or the judge) of an ensemble: its orchestration, its
+    # position there and its role (app/orchestration). None for a job of its own.
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("orchestrations.id", ondelete="CASCADE")
+    )
+    step_index: Mapped[int | None] = mapped_column(Integer)
+    step_role: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     queued_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
@@ -297,6 +304,69 @@ class JobRow(Base):
             postgresql_where=text("status IN ('queued', 'running', 'waiting')"),
         ),
         Index("ix_jobs_tenant_id_created_at", "tenant_id", "created_at"),
+        # An orchestration's steps, read whenever one of them ends.
+        Index(
+            "ix_jobs_parent_id_step_index",
+            "parent_id",
+            "step_index",
+            postgresql_where=text("parent_id IS NOT NULL"),
+        ),
+    )
+
+
+class OrchestrationRow(Base):
+    """A chain or an ensemble: jobs of its own (its steps) run and combined into one answer.
+
+    It never sits on a queue; its steps do. Its tokens and cost are the sum of its steps'
+    (refreshed whenever one ends), so reports that add up ``jobs`` count every call once."""
+
+    __tablename__ = "orchestrations"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(Text, server_default="default")
+    kind: Mapped[str] = mapped_column(Text)  # chain | ensemble
+    status: Mapped[str] = mapped_column(Text)  # running | succeeded | failed | cancelled
+    priority: Mapped[str] = mapped_column(Text)
+    # What runs: the steps (chain) or branches and synthesizer (ensemble), each step with the
+    # models planned for it at submission (app/orchestration/plans.py).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    # How the synthesizer decided (votes, winner, judge), or which chain steps were skipped.
+    synthesis: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    error_class: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    output_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    cost_usd: Mapped[Decimal] = mapped_column(Money, server_default=text("0"))
+    # Budget reservations taken at submission for steps not created yet, by step index; a
+    # step takes its own when it is created, and what is left is released at the end.
+    pending_holds: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
+    project: Mapped[str | None] = mapped_column(Text)
+    custom_id: Mapped[str | None] = mapped_column(Text)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    notify: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    request_hash: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None]
+    deadline_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_orchestrations_tenant_id_id", "tenant_id", "id"),
+        # The reconciler's sweep: only those still running.
+        Index(
+            "ix_orchestrations_running",
+            "created_at",
+            postgresql_where=text("status = 'running'"),
+        ),
+        Index(
+            "uq_orchestrations_tenant_idempotency_key",
+            "tenant_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
 
@@ -584,6 +654,7 @@ providers = cast(Table, ProviderRow.__table__)
 models = cast(Table, ModelRow.__table__)
 batches = cast(Table, BatchRow.__table__)
 jobs = cast(Table, JobRow.__table__)
+orchestrations = cast(Table, OrchestrationRow.__table__)
 attempts = cast(Table, AttemptRow.__table__)
 api_keys = cast(Table, ApiKeyRow.__table__)
 tenants = cast(Table, TenantRow.__table__)

@@ -1,9 +1,11 @@
 """One attempt's call to the provider, for every kind of job, and what it answered.
 
 A chat job is one call: streaming, its deltas published as they come (``app.relay``), when
-its caller reads them live, else a whole response. An embedding job is as many calls as its
-inputs need (``app.embeddings.calls``), and its vectors are written with its success. Either
-way the runner gets one ``Answer`` to settle, record and bill, or a ``ProviderError``.
+its caller reads them live, else a whole response; its answer must pass the request's
+validators (``app.validation``), else the call raises the ``quality`` failure. An embedding
+job is as many calls as its inputs need (``app.embeddings.calls``), and its vectors are
+written with its success. Either way the runner gets one ``Answer`` to settle, record and
+bill, or a ``ProviderError``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from app.providers.types import RateLimitSnapshot, Usage
 from app.registry.keys import ProviderKey
 from app.relay.events import AttemptId
 from app.relay.publisher import wants_stream
+from app.validation.checks import enforce
 
 EMBEDDING = "embedding"  # jobs.kind of an embedding job
 
@@ -65,6 +68,7 @@ def call(rt: Runtime, claim: Claim, target: Target, key: ProviderKey, *, timeout
     else:
         response = send(rt.http, adapter.build_request(request), timeout=timeout)
         completion, http_status = adapter.parse_response(response), response.status_code
+    enforce(claim.request, completion)  # its validators: a refused answer is a quality failure
     return Answer(
         result=result_document(completion),
         usage=completion.usage,

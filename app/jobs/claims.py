@@ -30,6 +30,7 @@ class Claim:
     notify: bool = False  # its outcome may send webhook events
     kind: str = "chat"  # or "embedding"
     queue_wait_s: float | None = None  # claimed this long after it was (last) queued
+    parent_id: str | None = None  # the chain or ensemble it is a step of (app/orchestration)
 
     @property
     def model_id(self) -> str:
@@ -42,7 +43,7 @@ _CLAIM = f"""UPDATE jobs SET status = 'running', claim_token = claim_token + 1,
         lease_until = now() + make_interval(secs => %(lease_s)s)
     WHERE id = %(job_id)s AND status IN ({_SOURCES})
     RETURNING id, claim_token, request, models, chain_index, priority, provider, batch_id,
-        deadline_at, attempt_count, created_at, notify, kind,
+        deadline_at, attempt_count, created_at, notify, kind, parent_id,
         extract(epoch FROM now() - queued_at)::float8 AS queue_wait_s"""
 
 
@@ -67,4 +68,5 @@ def claim_job(conn: psycopg.Connection[Any], job_id: str, *, lease_s: float) -> 
         notify=row["notify"],
         kind=row["kind"],
         queue_wait_s=row["queue_wait_s"],
+        parent_id=row["parent_id"],
     )

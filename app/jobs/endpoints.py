@@ -1,4 +1,4 @@
-"""``/v1/jobs``: submit one job, read it back."""
+"""``/v1/jobs``: submit one job, read it back (a chain or an ensemble too, with its steps)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ from app.jobs.states import JobStatus
 from app.jobs.submission import Submitter
 from app.ledger.cost import format_usd
 from app.metrics.api import CurrentMetrics
+from app.orchestration.service import (
+    cancel_orchestration,
+    get_orchestration,
+    is_orchestration_id,
+    steps_of,
+)
+from app.orchestration.views import orchestration_out, parent_ref
 
 log = logging.getLogger(__name__)
 EMBEDDING = "embedding"
@@ -59,6 +66,14 @@ def read_jobs(
     session: ReadSession,
     status: Annotated[JobStatus | None, Query()] = None,
     batch_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None,
+    parent_id: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=r"^[A-Za-z0-9_]+$",
+            description="Only the steps of this chain or ensemble.",
+        ),
+    ] = None,
     after: Annotated[
         str | None,
         Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$", description="The last id seen."),
@@ -70,6 +85,7 @@ def read_jobs(
         tenant_id=caller.scope(),
         status=status,
         batch_id=batch_id,
+        parent_id=parent_id,
         after=after,
         limit=limit,
     )
@@ -96,6 +112,9 @@ def read_job(
         Query(description="An embedding job's vectors too: as floats, or base64 float32."),
     ] = None,
 ) -> JobOut | Response:
+    if is_orchestration_id(job_id):  # a chain or an ensemble: its steps are jobs
+        row = get_orchestration(session, job_id, tenant_id=caller.scope())
+        return orchestration_out(row, [job_out(s, None) for s in steps_of(session, job_id)])
     job = get_job(session, job_id, tenant_id=caller.scope())
     out = job_out(job, job_attempts(session, job_id) if attempts else None)
     if vectors is None or out.embeddings is None:
@@ -105,18 +124,32 @@ def read_job(
 
 @router.post(
     "/{job_id}/cancel",
-    summary="Cancel a job that has not started (queued or waiting)",
+    summary="Cancel a job that has not started (queued or waiting), or a chain or ensemble",
     responses=documented(409),
 )
 def cancel(
     job_id: JobId, caller: CurrentCaller, uow: UnitOfWork, metrics: CurrentMetrics
 ) -> JobOut:
+    if is_orchestration_id(job_id):
+        return _cancel_orchestration(job_id, caller, uow, metrics)
     with uow() as session:
         job, cancelled = cancel_job(session, job_id, tenant_id=caller.scope())
         out = job_out(job, job_attempts(session, job_id))
     if cancelled:
         model = job.models[job.chain_index]
         metrics.ended(JobEnd("cancelled", job.provider, model, job.priority, job.created_at))
+    return out
+
+
+def _cancel_orchestration(
+    job_id: str, caller: CurrentCaller, uow: UnitOfWork, metrics: CurrentMetrics
+) -> JobOut:
+    with uow() as session:
+        row, cancelled = cancel_orchestration(session, job_id, tenant_id=caller.scope())
+        out = orchestration_out(row, [job_out(s, None) for s in steps_of(session, job_id)])
+    for step in cancelled:
+        model = step.models[step.chain_index]
+        metrics.ended(JobEnd("cancelled", step.provider, model, step.priority, step.created_at))
     return out
 
 
@@ -169,6 +202,7 @@ def job_out(job: JobRow, attempts: list[AttemptRow] | None) -> JobOut:
         queued_at=job.queued_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
+        parent=parent_ref(job),
     )
 
 

@@ -43,6 +43,7 @@ from app.ledger.record import (
     Waiting,
     record,
 )
+from app.orchestration.hook import continuation
 from app.providers.errors import AuthFailed, ErrorKind, ProviderError
 from app.registry.keys import ProviderKey
 from app.registry.service import ModelInfo, Registry
@@ -193,7 +194,7 @@ def _failed(
     if kind is ErrorKind.AUTH:  # a key added or rotated since the snapshot deserves a try
         keys = rt.keys.current().keys(target.provider.name)
     decision = decide(
-        Failure(kind, err.retry_after),
+        Failure(kind, err.retry_after, deterministic=claim.request.get("temperature") == 0),
         chain=target.chain,
         index=claim.chain_index,
         history=[*_history(rt, claim), PastAttempt(claim.chain_index, err.kind)],
@@ -311,7 +312,11 @@ def _finish(
     also: Callable[[psycopg.Connection[Any]], None] | None = None,
 ) -> bool:
     """Record ``outcome`` (and run ``also`` in the same transaction, if the claim held); then
-    publish or set aside what it implies. False if the claim was lost."""
+    publish or set aside what it implies. False if the claim was lost.
+
+    The end of a step of a chain or ensemble moves its orchestration on in that transaction
+    too (``app.orchestration.hook``): the next step exists as soon as this one is recorded."""
+    step = continuation(claim, outcome)
 
     def write(conn: psycopg.Connection[Any]) -> Recorded:
         def move() -> Recorded:
@@ -324,12 +329,17 @@ def _finish(
                 notify=claim.notify,
             )
 
-        if also is None:  # the hot path: one statement, committed on its own
+        if also is None and step is None:  # the hot path: one statement, committed on its own
             return move()
         with conn.transaction():
+            if step is not None:
+                step.lock(conn)
             recorded = move()
             if recorded.moved:
-                also(conn)
+                if also is not None:
+                    also(conn)
+                if step is not None:
+                    step.advance(conn)
             return recorded
 
     recorded = retrying(rt.engine, write, for_s=rt.lease_s)
@@ -348,6 +358,8 @@ def _finish(
     elif rt.relay is not None and awaited(claim.request, claim.batch_id):
         status = "succeeded" if isinstance(outcome, Succeeded) else "failed"
         rt.relay.ended(claim.id, AttemptId(claim.token, claim.attempt_count + 1), status)
+    if step is not None:
+        step.after_commit(rt)
     rt.observer.recorded(claim, outcome, attempt)
     if rt.cache is not None and isinstance(outcome, Succeeded | Failed):
         rt.cache.job_ended(claim.id, claim.request)  # serve or release the jobs waiting for it

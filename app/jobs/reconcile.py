@@ -10,7 +10,9 @@ Run periodically (Celery beat), one run at a time across the deployment. Each pa
 4. Queued jobs older than a grace period with no entry in the live-message set (their message
    was lost, e.g. Redis was flushed or restarted) are published again.
 5. Entries of the live-message set whose job is no longer queued are dropped.
-6. The response cache settles what waited on jobs that ended unsettled, and expires entries.
+6. Chains and ensembles whose steps all ended without moving them on (a step failed here
+   for its deadline, or was cancelled) are advanced (``app.orchestration.sweep``).
+7. The response cache settles what waited on jobs that ended unsettled, and expires entries.
 
 Republishing is always safe: a worker runs a job only if its conditional claim succeeds, so a
 duplicate message finds the job running or finished and does nothing.
@@ -35,6 +37,7 @@ from app.files.service import purge_expired
 from app.jobs.observer import JobEnd, JobObserver, Unobserved
 from app.jobs.service import Dispatcher, JobRef
 from app.ledger.record import Failed, record
+from app.orchestration.sweep import sweep
 from app.routing.decision import DEADLINE
 
 log = logging.getLogger(__name__)
@@ -51,13 +54,14 @@ class ReconcileReport:
     forgotten: int = 0
     batch_requests_stopped: int = 0  # of batches past their window, or cancelling
     files_purged: int = 0
+    orchestrations: int = 0  # chains and ensembles moved on
     cache_settled: int = 0  # jobs that waited on a job the cache had not settled
     cache_expired: int = 0  # cache entries past their time
     skipped: bool = False  # another reconciler held the lock
 
     def total(self) -> int:
         repaired = self.leases_expired + self.deadlines + self.promoted + self.republished
-        return repaired + self.cache_settled
+        return repaired + self.orchestrations + self.cache_settled
 
 
 _EXPIRED_LEASES = """
@@ -160,6 +164,7 @@ class Reconciler:
             report.republished = self._republish_lost(conn)
             report.forgotten = self._forget_finished(conn)
             report.files_purged = purge_expired(conn)
+            report.orchestrations = sweep(conn, self.dispatcher)
         if self.cache is not None:
             swept = self.cache.sweep()
             report.cache_settled, report.cache_expired = swept.settled, swept.expired

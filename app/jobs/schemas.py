@@ -26,6 +26,7 @@ from app.constants import (
 from app.jobs.states import JobStatus
 from app.registry.catalog import Capability
 from app.routing.selection import Strategy
+from app.validation.schemas import Validators
 
 MAX_CHAIN = 8
 MAX_MESSAGES = 2048
@@ -67,8 +68,31 @@ def unstorable_text_at(value: Any, path: str = "") -> str | None:
     return None
 
 
+# What the ledger's JSON encoder (orjson) stores exactly: 64-bit integers.
+_INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def unstorable_number_at(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds an integer too large to store as JSON exactly, if anywhere."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        low, high = _INT_RANGE
+        return None if low <= value <= high else path or "(root)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = unstorable_number_at(item, f"{path}.{key}")
+            if where:
+                return where.lstrip(".")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            where = unstorable_number_at(item, f"{path}[{index}]")
+            if where:
+                return where
+    return None
+
+
 class StorableRequest(Strict):
-    """A top-level request: rejects text that could not be stored before anything else."""
+    """A top-level request: rejects text (and numbers) that could not be stored before
+    anything else."""
 
     @model_validator(mode="before")
     @classmethod
@@ -76,6 +100,9 @@ class StorableRequest(Strict):
         where = unstorable_text_at(data)
         if where is not None:
             raise ValueError(f"text at `{where}` contains a NUL character or an invalid code point")
+        where = unstorable_number_at(data)
+        if where is not None:
+            raise ValueError(f"the integer at `{where}` is beyond 64 bits")
         return data
 
 
@@ -217,6 +244,7 @@ class ChatParams(RoutedRequest):
     response_format: dict[str, Any] | None = None
     seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
     user: Annotated[str, StringConstraints(max_length=256)] | None = None
+    validators: Validators | None = None
 
     @model_validator(mode="after")
     def _one_input(self) -> ChatParams:
@@ -354,12 +382,41 @@ class AttemptOut(BaseModel):
     cost_usd: str | None
 
 
+class ParentRef(BaseModel):
+    """The chain or ensemble a job is a step of, and where in it."""
+
+    id: str
+    kind: Literal["chain", "ensemble"]
+    step_index: int
+    role: str = Field(description="The step's role; `branch` or `judge` in an ensemble.")
+
+
+class StepOut(BaseModel):
+    """One step (or branch, or judge) of a chain or an ensemble: a job of its own."""
+
+    id: str
+    index: int
+    role: str
+    status: JobStatus
+    model: list[str] = Field(description="The step's models, in fallback order.")
+    served_model: str | None
+    provider: str | None
+    result: JobResult | None
+    usage: Usage | None
+    cost_usd: str | None
+    latency_ms: int | None
+    attempt_count: int
+    error: ErrorInfo | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
 class JobOut(BaseModel):
     """A job as callers see it: state, result, where it ran, what it cost."""
 
     id: str
     object: Literal["job"] = "job"
-    kind: Literal["chat", "embedding"] = "chat"
+    kind: Literal["chat", "embedding", "chain", "ensemble"] = "chat"
     status: JobStatus
     priority: Priority
     batch_id: str | None
@@ -394,6 +451,19 @@ class JobOut(BaseModel):
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    parent: ParentRef | None = Field(
+        default=None, description="For a step of a chain or an ensemble: which, and where."
+    )
+    steps: list[StepOut] | None = Field(
+        default=None,
+        description="A chain's steps or an ensemble's branches (and judge), in order; their "
+        "tokens and cost add up to the job's.",
+    )
+    synthesis: dict[str, Any] | None = Field(
+        default=None,
+        description="How a chain or an ensemble reached its answer: the output step and "
+        "skipped ones; the synthesizer, votes, winner, judge.",
+    )
 
 
 class JobAccepted(BaseModel):

@@ -326,6 +326,7 @@ def list_jobs(
     tenant_id: str | None,
     status: JobStatus | None = None,
     batch_id: str | None = None,
+    parent_id: str | None = None,
     after: str | None = None,
     limit: int = 100,
 ) -> tuple[list[JobRow], bool]:
@@ -337,6 +338,8 @@ def list_jobs(
         query = query.where(JobRow.status == status.value)
     if batch_id is not None:
         query = query.where(JobRow.batch_id == batch_id)
+    if parent_id is not None:
+        query = query.where(JobRow.parent_id == parent_id)
     if after is not None:
         query = query.where(JobRow.id < after)
     rows = list(session.scalars(query.order_by(JobRow.id.desc()).limit(limit + 1)))

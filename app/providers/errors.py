@@ -12,10 +12,13 @@
         ├── InvalidProviderRequest invalid_request the request itself is wrong (caller's fault)
         │   └── UntranslatableRequest   …that this wire format cannot express (also InvalidInput)
         ├── ModelNotFound        not_found       unknown or retired model
+        ├── ResponseRejected     quality         an answer the request's validators refused
         └── UnclassifiedProviderError unknown    anything else; retried conservatively
 
 Adapters raise these from ``parse_response``; the transport raises ``TimedOut`` and
 ``ServerFailed`` for network failures. Nothing outside ``app.providers`` sees an httpx error.
+``ResponseRejected`` is raised after a call that succeeded, by ``app.validation``: the answer
+came (and is billed) but is not what the caller asked for.
 """
 
 # The taxonomy's class names are a published contract (they read as outcomes, not "...Error").
@@ -41,6 +44,7 @@ class ErrorKind(StrEnum):
     CONTENT_FILTER = "content_filter"
     INVALID_REQUEST = "invalid_request"
     NOT_FOUND = "not_found"
+    QUALITY = "quality"
     UNKNOWN = "unknown"
 
 
@@ -130,6 +134,10 @@ class ModelNotFound(ProviderError):
     kind = ErrorKind.NOT_FOUND.value
 
 
+class ResponseRejected(ProviderError):
+    kind = ErrorKind.QUALITY.value
+
+
 class UnclassifiedProviderError(ProviderError):
     kind = ErrorKind.UNKNOWN.value
 
@@ -146,6 +154,7 @@ ERROR_BY_KIND: dict[ErrorKind, type[ProviderError]] = {
         ContentFiltered,
         InvalidProviderRequest,
         ModelNotFound,
+        ResponseRejected,
         UnclassifiedProviderError,
     )
 }

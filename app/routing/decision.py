@@ -13,6 +13,10 @@ auth               disable the key; retry at once with another key of the provid
                    is one, else fall back
 content_filter     fall back, preferring a model of another provider
 not_found          mark the model unavailable; fall back
+quality            the answer failed the request's validators: retry the same model at once,
+                   at most ``max_quality_retries`` times in a row (a new sample may pass) —
+                   none when the request is greedy (temperature 0: it would say the same
+                   again); then fall back
 invalid_request    fail at once: the request itself is wrong
 unknown            retry once with backoff, then fall back
 =================  ===========================================================================
@@ -44,6 +48,7 @@ class Action(StrEnum):
 class RetryPolicy:
     max_retries: int = 2
     max_unknown_retries: int = 1
+    max_quality_retries: int = 1
     base_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     max_rate_limit_wait_s: float = 120.0
@@ -74,6 +79,7 @@ class PastAttempt:
 class Failure:
     kind: ErrorKind
     retry_after_s: float | None = None
+    deterministic: bool = False  # greedy decoding: the same model would answer the same
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,20 @@ def decide(
                     delay,
                 )
         return _fall_back(chain, index, unusable, kind, f"{kind.value} {in_a_row} times in a row")
+
+    if kind is ErrorKind.QUALITY:
+        limit = 0 if failure.deterministic else policy.max_quality_retries
+        in_a_row = _failures_in_a_row(history, index)
+        if in_a_row <= limit:
+            return Decision(
+                Action.RETRY, f"answer failed validation: resampling ({in_a_row} of {limit})"
+            )
+        why = "answer failed validation" + (
+            " (greedy decoding: a retry would repeat it)"
+            if failure.deterministic
+            else f" {in_a_row} times in a row"
+        )
+        return _fall_back(chain, index, unusable, kind, why)
 
     if kind is ErrorKind.CONTEXT_LENGTH:
         larger = frozenset(

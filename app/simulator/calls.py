@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 from urllib.parse import parse_qs
 
 from app.simulator.tools import ToolSpec
@@ -74,6 +75,8 @@ class ChatRequest:
     sse: bool = True  # stream framing: server-sent events, or Gemini's JSON array
     tool: ToolSpec | None = None  # the offered tool the model calls (see ``tools``)
     images: int = 0  # image inputs, each checked against the format's shape (see ``tokens``)
+    # The JSON asked for by ``response_format`` ({} for any object; see ``structured``).
+    json_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

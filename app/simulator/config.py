@@ -61,6 +61,8 @@ class SimModel(_Frozen):
     max_output_tokens: int = Field(4096, ge=1)
     output_tokens: tuple[int, int] = (8, 64)
     embedding_dim: int = Field(768, ge=1, le=8192)
+    # Answer a ``response_format`` request in the JSON it asks for (app/simulator/structured).
+    follows_response_format: bool = True
     errors: ErrorRates = ErrorRates()
 
     @field_validator("output_tokens")

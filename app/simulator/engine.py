@@ -36,7 +36,14 @@ from app.simulator.limiter import Admission
 from app.simulator.responder import Responder, retry_headers, send_stream, send_whole
 from app.simulator.runtime import ModelRuntime, ProviderRuntime
 from app.simulator.stats import Outcome, Stats
-from app.simulator.tokens import embedding, generate_reply, prompt_tokens, text_tokens
+from app.simulator.structured import structured
+from app.simulator.tokens import (
+    embedding,
+    generate_reply,
+    prompt_digest,
+    prompt_tokens,
+    text_tokens,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +178,13 @@ class Simulator:
                 filtered=injected == "content_filter",
                 tool=chat.tool,
             )
+            if chat.json_schema is not None and spec.follows_response_format:
+                reply = structured(
+                    reply,
+                    chat.json_schema,
+                    max_tokens=min(max_out, spec.max_output_tokens),
+                    digest=prompt_digest(chat.texts),
+                )
             first_s = self._latency(spec)
             generate_s = reply.completion_tokens / spec.tokens_per_s if spec.tokens_per_s else 0.0
             meta = self._meta(first_s + generate_s)

@@ -148,3 +148,35 @@ def test_an_unreachable_api_is_a_typed_error() -> None:
     ):
         sb.list_models()
     assert caught.value.code == "api_unreachable"
+
+
+@pytest.mark.usefixtures("workers")
+def test_run_chain_and_run_ensemble_wait_for_the_answer(client: Switchboard) -> None:
+    roles = {"planner": MINI, "executor": MINI, "reviewer": "sim-gpt-large"}
+    chain = client.run_chain("a limerick about queues", "default", models=roles)
+    assert chain["status"] == "succeeded"
+    assert [s["role"] for s in chain["steps"]] == ["planner", "executor", "reviewer"]
+    assert chain["result"]["text"] == chain["steps"][-1]["result"]["text"]
+
+    ensemble = client.run_ensemble(
+        "Pick a number", [MINI, "sim-claude-haiku"], synthesizer="majority", max_tokens=16
+    )
+    assert ensemble["status"] == "succeeded"
+    assert ensemble["synthesis"]["synthesizer"] == "majority"
+    assert {c["name"] for c in client.list_chains()} >= {"default", "code"}
+
+    accepted = client.run_chain(
+        "x", {"steps": [{"role": "a", "model": MINI, "prompt": "{input}"}]}, wait=False
+    )
+    assert accepted["id"].startswith("chain_")
+    with pytest.raises(SwitchboardAPIError) as caught:
+        client.run_chain("x", {"steps": [{"role": "a", "model": MINI, "prompt": "{nope}"}]})
+    assert (caught.value.code, caught.value.status) == ("unknown_template_name", 400)
+    with pytest.raises(JobFailed) as failed:
+        client.run_ensemble(
+            "Pick a number",
+            [MINI, "sim-claude-haiku"],
+            synthesizer="judge",
+            judge={"model": MINI, "mode": "pick"},
+        )
+    assert failed.value.code == "quality"

@@ -304,6 +304,7 @@ def test_the_last_model_failing_fails_the_job() -> None:
     unusable=st.frozensets(st.integers(0, len(CHAIN) - 1)),
     jitter=st.floats(0, 0.999),
     other_key=st.booleans(),
+    deterministic=st.booleans(),
 )
 def test_every_decision_is_well_formed(
     kind: ErrorKind,
@@ -314,9 +315,10 @@ def test_every_decision_is_well_formed(
     unusable: frozenset[int],
     jitter: float,
     other_key: bool,
+    deterministic: bool,
 ) -> None:
     d = decide(
-        Failure(kind, retry_after),
+        Failure(kind, retry_after, deterministic),
         chain=CHAIN,
         index=index,
         history=failed_on(index, kind, repeats),
@@ -337,3 +339,78 @@ def test_every_decision_is_well_formed(
         assert d.delay_s >= 0
         assert time_left is None or d.delay_s < time_left
         assert kind is not ErrorKind.INVALID_REQUEST
+        assert not (kind is ErrorKind.QUALITY and deterministic)  # it would say the same
+
+
+def test_a_quality_failure_resamples_the_same_model_once_at_once() -> None:
+    d = decide(
+        Failure(ErrorKind.QUALITY),
+        chain=CHAIN,
+        index=0,
+        history=failed_on(0, ErrorKind.QUALITY),
+        policy=POLICY,
+    )
+    assert (d.action, d.delay_s, d.next_index) == (Action.RETRY, 0.0, None)
+    assert "failed validation" in d.reason
+
+
+def test_a_second_quality_failure_in_a_row_falls_back() -> None:
+    d = decide(
+        Failure(ErrorKind.QUALITY),
+        chain=CHAIN,
+        index=0,
+        history=failed_on(0, ErrorKind.QUALITY, 2),
+        policy=POLICY,
+    )
+    assert (d.action, d.next_index) == (Action.FALLBACK, 1)
+
+
+def test_a_greedy_request_failing_validation_falls_back_without_resampling() -> None:
+    d = decide(
+        Failure(ErrorKind.QUALITY, deterministic=True),
+        chain=CHAIN,
+        index=0,
+        history=failed_on(0, ErrorKind.QUALITY),
+        policy=POLICY,
+    )
+    assert (d.action, d.next_index) == (Action.FALLBACK, 1)
+    assert "greedy" in d.reason
+
+
+def test_quality_failures_on_the_last_model_fail_the_job_with_class_quality() -> None:
+    d = decide(
+        Failure(ErrorKind.QUALITY),
+        chain=CHAIN,
+        index=2,
+        history=failed_on(2, ErrorKind.QUALITY, 2),
+        policy=POLICY,
+    )
+    assert (d.action, d.error_class) == (Action.FAIL, None)  # the job's class: the failure's
+    assert "no model left" in d.reason
+
+
+def test_quality_resamples_are_counted_by_the_policy() -> None:
+    policy = RetryPolicy(max_quality_retries=3)
+    decisions = [
+        decide(
+            Failure(ErrorKind.QUALITY),
+            chain=CHAIN,
+            index=1,
+            history=failed_on(1, ErrorKind.QUALITY, n),
+            policy=policy,
+        ).action
+        for n in range(1, 5)
+    ]
+    assert decisions == [Action.RETRY, Action.RETRY, Action.RETRY, Action.FALLBACK]
+
+
+def test_quality_falls_back_past_unusable_models() -> None:
+    d = decide(
+        Failure(ErrorKind.QUALITY),
+        chain=CHAIN,
+        index=0,
+        history=failed_on(0, ErrorKind.QUALITY, 2),
+        unusable=frozenset({1}),
+        policy=POLICY,
+    )
+    assert d.next_index == 2

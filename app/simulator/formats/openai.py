@@ -26,6 +26,7 @@ from app.simulator.formats.base import (
     string_list,
 )
 from app.simulator.limiter import BucketView
+from app.simulator.structured import requested_schema
 from app.simulator.tokens import Finish, Reply, float32_bytes
 from app.simulator.tools import ToolSpec, choose_tool, spec_of
 
@@ -155,6 +156,7 @@ class OpenAIFormat(WireFormat):
             include_usage,
             tool=_tool(body, messages),
             images=images,
+            json_schema=requested_schema(body.get("response_format")),
         )
 
     def parse_embed(self, body: Any, route: Route) -> EmbedRequest:
