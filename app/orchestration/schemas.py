@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -208,6 +209,18 @@ class EnsembleCreate(Sampling, JobOptions, StorableRequest):
         "once every earlier branch failed); branches not started are never billed.",
     )
     judge: Judge | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _branches(cls, value: list[Models] | None) -> list[Models] | None:
+        """Each entry must make a branch (``branch_list``): checked here, not when planned."""
+        for index, entry in enumerate(value or []):
+            try:
+                Branch(model=entry)
+            except ValidationError as err:
+                reason = err.errors()[0]["msg"].removeprefix("Value error, ")
+                raise ValueError(f"branch {index}: {reason}") from None
+        return value
 
     @field_validator("vote_pattern")
     @classmethod

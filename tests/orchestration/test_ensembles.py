@@ -254,6 +254,13 @@ def test_branches_failing_on_validators_fall_back_within_their_branch(
     [
         ({"models": ["sim-gpt-mini"], "synthesizer": "majority"}, "models"),
         ({"models": ["sim-gpt-mini", "nope"], "synthesizer": "majority"}, "models[1]"),
+        (  # a branch's fallback list naming a model twice (the fuzzer's find: it was a 500)
+            {
+                "models": ["sim-gpt-mini", ["sim-gpt-large", "sim-gpt-mini", "sim-gpt-large"]],
+                "synthesizer": "majority",
+            },
+            "models",
+        ),
         ({"models": ["sim-gpt-mini", "sim-gpt-large"], "synthesizer": "judge"}, None),
         (
             {
