@@ -22,7 +22,7 @@ from typing import Any
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.responses import Response
 
-from app.chat.chunks import DONE, ChunkWriter, served
+from app.chat.chunks import ChunkWriter, served
 from app.chat.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -168,20 +168,14 @@ def chunks(
     ``[DONE]``; ``extension`` (``x_switchboard``) rides on the last chunk."""
     choice = answer.choices[0]
     message = choice.message
-    writer = ChunkWriter(answer.id, answer.created, answer.model)
-    yield writer.role()
     deltas: list[Delta] = [TextDelta(message.content)] if message.content else []
     deltas += [
         ToolCallDelta(i, call.id, call.function.name, call.function.arguments)
         for i, call in enumerate(message.tool_calls or [])
     ]
-    if deltas:
-        yield writer.deltas(deltas)
-    usage = answer.usage if include_usage else None
-    yield writer.finish(choice.finish_reason, None if usage is not None else extension)
-    if usage is not None:
-        yield writer.usage(usage.model_dump(mode="json"), extension)
-    yield DONE
+    usage = answer.usage.model_dump(mode="json") if include_usage and answer.usage else None
+    writer = ChunkWriter(answer.id, answer.created, answer.model)
+    return writer.whole(deltas, choice.finish_reason, usage, extension)
 
 
 # Server-sent events must reach the client as written: no cache, no proxy buffering (nginx).

@@ -1,4 +1,7 @@
-"""OpenAI's ``chat.completion.chunk`` server-sent events, written for one answer.
+"""OpenAI's streamed answers as server-sent events, written for one answer: the chat
+endpoint's ``chat.completion.chunk`` (``ChunkWriter``) and the legacy completions endpoint's
+``text_completion`` (``TextChunkWriter``: no role chunk, the text in ``choices[].text``, no
+tool calls).
 
 Every chunk of an answer shares its ``id`` (``chatcmpl-<job id>``), ``created`` and ``model``
 (the gateway's id of the model answering); choice 0 carries the delta:
@@ -20,7 +23,7 @@ cannot finish ends with OpenAI's error event instead: ``data: {"error": {...}}``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -53,12 +56,14 @@ def served(job: JobRow) -> dict[str, Any]:
 
 
 class ChunkWriter:
-    """The chunks of one answer, as bytes ready to send."""
+    """The ``chat.completion.chunk`` events of one answer, as bytes ready to send."""
+
+    OBJECT = "chat.completion.chunk"
 
     def __init__(self, completion_id: str, created: int, model: str) -> None:
         self._head = {
             "id": completion_id,
-            "object": "chat.completion.chunk",
+            "object": self.OBJECT,
             "created": created,
             "model": model,
             "system_fingerprint": None,
@@ -77,6 +82,36 @@ class ChunkWriter:
     def usage(self, usage: dict[str, Any], extension: dict[str, Any] | None = None) -> bytes:
         return self._chunk([], extension, usage=usage)
 
+    def end(
+        self,
+        reason: str | None,
+        usage: dict[str, Any] | None,
+        extension: dict[str, Any] | None = None,
+    ) -> Iterator[bytes]:
+        """The last chunks of an answer: its finish, its usage if asked for, ``[DONE]``;
+        ``extension`` (``x_switchboard``) rides on the last of them."""
+        if usage is None:
+            yield self.finish(reason, extension)
+        else:
+            yield self.finish(reason)
+            yield self.usage(usage, extension)
+        yield DONE
+
+    def whole(
+        self,
+        deltas: list[Delta],
+        reason: str | None,
+        usage: dict[str, Any] | None,
+        extension: dict[str, Any] | None = None,
+    ) -> Iterator[bytes]:
+        """A finished answer as its chunks: the role, ``deltas`` (the content in one, each
+        tool call whole), then its end."""
+        if role := self.role():
+            yield role
+        if deltas:
+            yield self.deltas(deltas)
+        yield from self.end(reason, usage, extension)
+
     def _choice(self, fields: dict[str, Any]) -> bytes:
         choice = {"index": 0, "delta": fields, "logprobs": None, "finish_reason": None}
         return self._chunk([choice], None)
@@ -88,6 +123,29 @@ class ChunkWriter:
         if extension is not None:
             payload[EXTENSION] = extension
         return event(payload)
+
+
+class TextChunkWriter(ChunkWriter):
+    """The ``text_completion`` events of one answer: each piece of text in ``choices[].text``;
+    no role chunk, and no tool calls (the endpoint takes no tools)."""
+
+    OBJECT = "text_completion"
+
+    def role(self) -> bytes:
+        return b""
+
+    def deltas(self, deltas: Iterable[Delta]) -> bytes:
+        return b"".join(self._text(d.text, None) for d in deltas if isinstance(d, TextDelta))
+
+    def finish(self, reason: str | None, extension: dict[str, Any] | None = None) -> bytes:
+        return self._chunk([_text_choice("", reason)], extension)
+
+    def _text(self, text: str, reason: str | None) -> bytes:
+        return self._chunk([_text_choice(text, reason)], None)
+
+
+def _text_choice(text: str, reason: str | None) -> dict[str, Any]:
+    return {"text": text, "index": 0, "logprobs": None, "finish_reason": reason}
 
 
 def _delta_fields(delta: Delta) -> dict[str, Any]:

@@ -20,10 +20,10 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from app.api.deps import IdempotencyKey, State
-from app.chat.answers import FAILURES, ended, error_type, wait_timeout
-from app.chat.live import live_answer
+from app.chat.answers import FAILURES, completion, error_type
+from app.chat.live import submit_and_stream
 from app.chat.schemas import ChatCompletion, ChatCompletionCreate
-from app.jobs.answered import job_spec, submit_awaited, wait_for, wait_limit
+from app.jobs.answered import job_spec, submit_and_wait
 from app.jobs.submission import Submitter
 
 log = logging.getLogger(__name__)
@@ -110,19 +110,21 @@ async def create_chat_completion(
     state: State,
     x_switchboard_wait_s: WaitSeconds = None,
 ) -> Response:
-    accepted = await submit_awaited(submitter, state, job_spec(body.job), idempotency_key)
-    wait_s = wait_limit(state, x_switchboard_wait_s)
-    include_usage = body.usage_in_stream
-    if body.stream and state.streams is not None:
-        return await live_answer(
-            state.sessions,
-            state.streams.subscribe(accepted.id),
-            accepted.id,
-            include_usage=include_usage,
-            wait_s=wait_s,
-            abandoned=request.is_disconnected,
+    spec = job_spec(body.job)
+    if body.stream:
+        return await submit_and_stream(
+            request,
+            submitter,
+            state,
+            spec,
+            idempotency_key,
+            x_switchboard_wait_s,
+            include_usage=body.usage_in_stream,
         )
-    job = await wait_for(request, state, accepted.id, wait_s)
-    if job is None:
-        return wait_timeout(accepted.id, wait_s)
-    return ended(job, stream=body.stream, include_usage=include_usage)
+    answered = await submit_and_wait(
+        request, submitter, state, spec, idempotency_key, x_switchboard_wait_s
+    )
+    if isinstance(answered, Response):
+        return answered
+    answer = completion(answered.job)
+    return JSONResponse(answer.model_dump(mode="json"), headers=answered.headers)

@@ -2,7 +2,9 @@
 
 The request's job streams (``StreamedJob``): the worker makes each call streaming and
 publishes its attempt's events to the job's Redis stream (``app.relay``); this module reads
-them from the start and writes OpenAI's chunks (``app.chat.chunks``). What the client gets:
+them from the start and writes OpenAI's chunks (``app.chat.chunks``) in the endpoint's
+``Shape``: ``chat.completion.chunk`` for ``/v1/chat/completions``, ``text_completion`` for
+``/v1/completions``. What the client gets:
 
 - **Nothing until the first delta of an attempt.** Until then a failed attempt — an error
   status, a stream that broke before any content, a retry, a fallback to another model — is
@@ -36,10 +38,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
+from app.api.state import ApiState
 from app.chat.answers import (
     COMPLETION_PREFIX,
     SSE_HEADERS,
@@ -50,9 +54,13 @@ from app.chat.answers import (
     failure,
     wait_timeout,
 )
-from app.chat.chunks import DONE, ChunkWriter, event, served
+from app.chat.chunks import ChunkWriter, event, served
+from app.chat.schemas import CompletionUsage
 from app.chat.waiting import FIRST_PAUSE_S, GROWTH, MAX_PAUSE_S, ended_job, job_end
 from app.db.tables import JobRow
+from app.jobs.answered import submit_awaited, wait_for, wait_limit
+from app.jobs.schemas import JobCreate
+from app.jobs.submission import JobSubmitter
 from app.providers.types import Delta, TextDelta
 from app.relay.events import (
     AttemptDeltas,
@@ -73,6 +81,59 @@ MIN_READ_S = 0.001
 Abandoned = Callable[[], Awaitable[bool]]
 
 
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """The endpoint's kind of answer, streamed: its chunks (``writer``, their ids
+    ``prefix`` + the job id), the finish reason and usage of a recorded answer (``final``),
+    and the whole response to a job that ended before any delta (``whole``)."""
+
+    prefix: str
+    writer: type[ChunkWriter]
+    final: Callable[[JobRow], tuple[str | None, CompletionUsage | None]]
+    whole: Callable[[JobRow, bool], Response]  # (job, include_usage)
+
+
+def _chat_final(job: JobRow) -> tuple[str | None, CompletionUsage | None]:
+    answer = completion(job)
+    return answer.choices[0].finish_reason, answer.usage
+
+
+def _chat_whole(job: JobRow, include_usage: bool) -> Response:
+    return ended(job, stream=True, include_usage=include_usage)
+
+
+CHAT = Shape(COMPLETION_PREFIX, ChunkWriter, _chat_final, _chat_whole)
+
+
+async def submit_and_stream(
+    request: Request,
+    submitter: JobSubmitter,
+    state: ApiState,
+    spec: JobCreate,
+    idempotency_key: str | None,
+    wait_s: float | None,
+    *,
+    include_usage: bool,
+    shape: Shape = CHAT,
+) -> Response:
+    """Submit ``spec`` (a job whose call streams) and answer ``stream: true`` in ``shape``:
+    relayed live, or — with no relay configured — the whole answer as chunks once it ended."""
+    accepted = await submit_awaited(submitter, state, spec, idempotency_key)
+    waited_s = wait_limit(state, wait_s)
+    if state.streams is not None:
+        return await live_answer(
+            state.sessions,
+            state.streams.subscribe(accepted.id),
+            accepted.id,
+            include_usage=include_usage,
+            wait_s=waited_s,
+            abandoned=request.is_disconnected,
+            shape=shape,
+        )
+    job = await wait_for(request, state, accepted.id, waited_s)
+    return wait_timeout(accepted.id, waited_s) if job is None else shape.whole(job, include_usage)
+
+
 async def live_answer(
     sessions: sessionmaker[Session],
     subscription: Subscription,
@@ -81,10 +142,12 @@ async def live_answer(
     include_usage: bool,
     wait_s: float,
     abandoned: Abandoned,
+    shape: Shape = CHAT,
 ) -> Response:
-    """The streaming answer to job ``job_id``, relayed from ``subscription`` as it comes;
-    ``sessions`` read the job's row, ``abandoned`` says when the client has hung up."""
-    live = _Live(sessions, subscription, job_id, include_usage, wait_s, abandoned)
+    """The streaming answer to job ``job_id``, relayed from ``subscription`` as it comes, in
+    ``shape``'s chunks; ``sessions`` read the job's row, ``abandoned`` says when the client
+    has hung up."""
+    live = _Live(sessions, subscription, job_id, include_usage, wait_s, abandoned, shape)
     return await live.answer()
 
 
@@ -130,7 +193,9 @@ class _Live:
         include_usage: bool,
         wait_s: float,
         abandoned: Abandoned,
+        shape: Shape,
     ) -> None:
+        self._shape = shape
         self._sessions = sessions
         self._events = subscription
         self._job_id = job_id
@@ -167,13 +232,13 @@ class _Live:
             if not events or attempt_over:
                 job = await ended_job(self._sessions, self._job_id)
                 if job is not None:
-                    return ended(job, stream=True, include_usage=self._include_usage)
+                    return self._shape.whole(job, self._include_usage)
             if self._left() <= 0 or await self._abandoned():
                 return wait_timeout(self._job_id, self._wait_s)
             pause = FIRST_PAUSE_S if attempt_over else min(pause * GROWTH, MAX_PAUSE_S)
 
     def _relay(self, start: AttemptStarted, events: list[Event]) -> Response:
-        writer = ChunkWriter(COMPLETION_PREFIX + self._job_id, self._created, start.model)
+        writer = self._shape.writer(self._shape.prefix + self._job_id, self._created, start.model)
         headers = {
             "x-switchboard-job-id": self._job_id,
             "x-switchboard-model": start.model,
@@ -244,13 +309,9 @@ class _Live:
             return event(failure(job)[1])
         if not sent.is_answer_of(job):
             return self._interrupted("the job's answer was recorded from another attempt")
-        answer = completion(job)
-        extension = served(job)
-        usage = answer.usage if self._include_usage else None
-        out = writer.finish(answer.choices[0].finish_reason, None if usage else extension)
-        if usage is not None:
-            out += writer.usage(usage.model_dump(mode="json"), extension)
-        return out + DONE
+        reason, usage = self._shape.final(job)
+        shown = usage.model_dump(mode="json") if usage is not None and self._include_usage else None
+        return b"".join(writer.end(reason, shown, served(job)))
 
     def _interrupted(self, why: str) -> bytes:
         job_id = self._job_id

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-import orjson
+from fastapi.responses import StreamingResponse
+from starlette.responses import Response
 
-from app.chat.answers import completion
+from app.chat.answers import SSE_HEADERS, completion, job_headers, not_succeeded
+from app.chat.chunks import TextChunkWriter, served
+from app.chat.live import Shape
+from app.chat.schemas import CompletionUsage
 from app.completions.schemas import FinishReason, TextChoice, TextCompletion
 from app.db.tables import JobRow
+from app.providers.types import Delta, TextDelta
 
 COMPLETION_PREFIX = "cmpl-"
 
@@ -41,28 +45,33 @@ def text_completion(job: JobRow) -> TextCompletion:
     )
 
 
-def chunks(answer: TextCompletion, *, include_usage: bool) -> Iterator[bytes]:
-    """The whole answer as OpenAI's ``text_completion`` SSE chunks: the text (the job has
-    already ended: deltas are not relayed as the provider produces them), the finish
-    reason, the usage chunk if asked for, then ``[DONE]``."""
+def chunks(answer: TextCompletion, *, include_usage: bool, job: JobRow) -> Iterator[bytes]:
+    """The whole answer as OpenAI's ``text_completion`` chunks: the text in one, the finish
+    reason, the usage chunk if asked for, then ``[DONE]``; ``x_switchboard`` (``job``'s id,
+    model and exact cost) rides on the last chunk, as on the chat endpoint's."""
     choice = answer.choices[0]
-    base = {
-        "id": answer.id,
-        "object": "text_completion",
-        "created": answer.created,
-        "model": answer.model,
-        "system_fingerprint": None,
-    }
+    usage = answer.usage.model_dump(mode="json") if include_usage and answer.usage else None
+    writer = TextChunkWriter(answer.id, answer.created, answer.model)
+    deltas: list[Delta] = [TextDelta(choice.text)] if choice.text else []
+    return writer.whole(deltas, choice.finish_reason, usage, served(job))
 
-    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return b"data: " + orjson.dumps({**base, "choices": choices, **extra}) + b"\n\n"
 
-    def text(piece: str, finish: str | None) -> dict[str, Any]:
-        return {"text": piece, "index": 0, "logprobs": None, "finish_reason": finish}
+def streamed(job: JobRow, include_usage: bool) -> Response:
+    """The streaming response to a job that has ended: its answer as chunks, or OpenAI's
+    error as without streaming — every ``x-switchboard-*`` header included."""
+    if job.status != "succeeded":
+        return not_succeeded(job)
+    return StreamingResponse(
+        chunks(text_completion(job), include_usage=include_usage, job=job),
+        media_type="text/event-stream",
+        headers=job_headers(job) | SSE_HEADERS,
+    )
 
-    if choice.text:
-        yield event([text(choice.text, None)])
-    yield event([text("", choice.finish_reason)])
-    if include_usage and answer.usage is not None:
-        yield event([], usage=answer.usage.model_dump(mode="json"))
-    yield b"data: [DONE]\n\n"
+
+def _final(job: JobRow) -> tuple[str | None, CompletionUsage | None]:
+    answer = text_completion(job)
+    return answer.choices[0].finish_reason, answer.usage
+
+
+# How app.chat.live relays a text completion as the provider produces it.
+TEXT = Shape(COMPLETION_PREFIX, TextChunkWriter, _final, streamed)

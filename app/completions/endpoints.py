@@ -2,7 +2,8 @@
 
 The prompt becomes the one user message of a ``high``-priority chat job, through the same
 submission, queues, fallbacks and ledger as ``/v1/chat/completions``; the answer is OpenAI's
-``text_completion``. ``stream: true`` sends the finished answer as its chunks.
+``text_completion``. ``stream: true`` relays the text as the provider produces it, in
+``text_completion`` chunks (``app.chat.live``, with this endpoint's ``Shape``).
 """
 
 from __future__ import annotations
@@ -10,21 +11,22 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from app.api.deps import IdempotencyKey, State
 from app.chat.endpoints import OpenAIErrors, WaitSeconds
-from app.completions.answers import chunks, text_completion
+from app.chat.live import submit_and_stream
+from app.completions.answers import TEXT, text_completion
 from app.completions.schemas import CompletionCreate, TextCompletion
-from app.jobs.answered import FAILURES, submit_and_wait
-from app.jobs.answered import job_spec as as_job
+from app.jobs.answered import FAILURES, job_spec, submit_and_wait
 from app.jobs.submission import Submitter
 
 router = APIRouter(prefix="/v1", tags=["completions"], route_class=OpenAIErrors)
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The answer; with `stream: true`, as server-sent chunks",
+        "description": "The answer; with `stream: true`, OpenAI's server-sent chunks, relayed "
+        "as the provider produces them",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     },
     **FAILURES,
@@ -45,17 +47,22 @@ async def create_completion(
     state: State,
     x_switchboard_wait_s: WaitSeconds = None,
 ) -> Response:
-    spec = as_job(body.job)
+    spec = job_spec(body.job)
+    if body.stream:
+        return await submit_and_stream(
+            request,
+            submitter,
+            state,
+            spec,
+            idempotency_key,
+            x_switchboard_wait_s,
+            include_usage=body.usage_in_stream,
+            shape=TEXT,
+        )
     answered = await submit_and_wait(
         request, submitter, state, spec, idempotency_key, x_switchboard_wait_s
     )
     if isinstance(answered, Response):
         return answered
     answer = text_completion(answered.job)
-    if body.stream:
-        return StreamingResponse(
-            chunks(answer, include_usage=body.usage_in_stream),
-            media_type="text/event-stream",
-            headers=answered.headers,
-        )
     return JSONResponse(answer.model_dump(mode="json"), headers=answered.headers)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from app.chat.schemas import CompletionUsage, StreamOptions
+from app.chat.schemas import CompletionUsage, StreamedJob, StreamOptions
 from app.constants import Priority
 from app.jobs.schemas import JobCreate, Metadata, RoutedRequest, Stop
 from app.routing.model_names import route_from_model_name
@@ -62,13 +62,13 @@ class CompletionCreate(RoutedRequest):
 
     def job(self) -> JobCreate:
         """The chat job this request becomes: the prompt as one user message, ``high``
-        priority (a caller is waiting)."""
+        priority (a caller is waiting); with ``stream``, a job whose call streams."""
         body = self.model_dump(
             exclude_none=True,
             exclude={"stream", "stream_options", "n", "best_of", "echo", "logprobs", "suffix"},
         )
         body["priority"] = Priority.HIGH
-        return JobCreate.model_validate(body)
+        return (StreamedJob if self.stream else JobCreate).model_validate(body)
 
     @property
     def usage_in_stream(self) -> bool:

@@ -8,8 +8,15 @@ from decimal import Decimal
 
 import httpx
 import openai
+import orjson
 import pytest
+from openai.types import Completion
 from sqlalchemy import Engine, text
+
+from app.simulator.config import default_config
+from app.simulator.control import with_models
+from tests.api.test_chat_streaming import TOKENS, slow
+from tests.conftest import Simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("workers")]
 
@@ -89,6 +96,64 @@ def test_streaming_sends_the_text_then_the_finish_then_usage(
     usage = chunks[-1].usage
     assert usage is not None
     assert usage.total_tokens == job["usage"]["total_tokens"]
+
+
+def test_streaming_relays_the_text_while_the_job_is_still_running(
+    sdk: openai.OpenAI, api: httpx.Client, simulator: Simulator
+) -> None:
+    slow(simulator, "sim-openai")
+    stream = sdk.completions.create(
+        model="sim-gpt-mini", prompt=prompt(), max_tokens=64, stream=True
+    )
+    chunks: list[Completion] = []
+    status_at_first_text = None
+    for chunk in stream:
+        chunks.append(chunk)
+        if status_at_first_text is None and chunk.choices and chunk.choices[0].text:
+            status_at_first_text = api.get(f"/v1/jobs/{chunk.id.removeprefix('cmpl-')}").json()
+    assert status_at_first_text is not None
+    assert status_at_first_text["status"] == "running"  # the first words came while generating
+    job = api.get(f"/v1/jobs/{status_at_first_text['id']}").json()
+    assert job["status"] == "succeeded"
+    texts = [c.choices[0].text for c in chunks if c.choices and c.choices[0].text]
+    assert len(texts) == TOKENS  # one chunk per delta the provider sent
+    assert "".join(texts) == job["result"]["text"]
+    assert {c.object for c in chunks} == {"text_completion"}
+    assert {c.model for c in chunks} == {"sim-gpt-mini"}
+
+
+def test_a_streamed_text_completion_names_its_job_and_ends_with_its_cost(
+    api: httpx.Client, engine: Engine, simulator: Simulator
+) -> None:
+    slow(simulator, "sim-openai")
+    body = {"model": "sim-gpt-mini", "prompt": prompt(), "max_tokens": 64, "stream": True}
+    with api.stream("POST", "/v1/completions", json=body) as response:
+        assert response.status_code == 200
+        headers = response.headers
+        events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+    job_id = headers["x-switchboard-job-id"]
+    assert headers["content-type"].startswith("text/event-stream")
+    assert headers["x-switchboard-model"] == "sim-gpt-mini"
+    assert events[-1] == "[DONE]"
+    last = orjson.loads(events[-2])
+    assert last["choices"][0]["finish_reason"] in ("stop", "length")
+    with engine.connect() as conn:
+        cost = conn.execute(text("SELECT cost_usd FROM jobs WHERE id = :id"), {"id": job_id})
+        assert Decimal(last["x_switchboard"]["cost_usd"]) == cost.scalar_one() > 0
+    assert last["x_switchboard"]["job_id"] == job_id
+
+
+def test_a_streamed_text_completion_that_fails_before_any_text_is_the_same_error(
+    sdk: openai.OpenAI, simulator: Simulator
+) -> None:
+    simulator.configure(
+        with_models(
+            default_config(), "sim-openai", lambda m: m.model_copy(update={"context_window": 64})
+        )
+    )
+    with pytest.raises(openai.BadRequestError) as raised:
+        list(sdk.completions.create(model="sim-gpt-mini", prompt="word " * 400, stream=True))
+    assert raised.value.code == "context_length_exceeded"
 
 
 def test_what_the_gateway_cannot_do_is_a_400_naming_the_field(api: httpx.Client) -> None:
