@@ -8,7 +8,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -407,13 +406,18 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli(args=argv, standalone_mode=False)
     except SwitchboardError as exc:
-        err_console.print(f"error: {exc.code}: {exc.message}", markup=False, highlight=False)
+        _say(f"error: {exc.code}: {exc.message}")
         sys.exit(1)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        err_console.print(f"error: {exc.format_message()}", markup=False, highlight=False)
+    except typer.TyperException as exc:  # a usage error: unknown command or option, bad value
+        _say(f"error: {' '.join(exc.format_message().split())}")
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        err_console.print("interrupted", markup=False)
+    except (typer.Abort, KeyboardInterrupt):
+        _say("interrupted")
         sys.exit(130)
+
+
+def _say(line: str) -> None:
+    """One line on stderr, never wrapped to the terminal's width."""
+    err_console.print(line, markup=False, highlight=False, soft_wrap=True)
