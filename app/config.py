@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from app.constants import MAX_CACHE_TTL_S
+from app.errors import InvalidSettings
+
+ENV_PREFIX = "SWITCHBOARD_"
 
 
 class Settings(BaseSettings):
@@ -19,7 +23,7 @@ class Settings(BaseSettings):
     them. When either is unset, the CLI starts the embedded PostgreSQL / Redis in ``data_dir``.
     """
 
-    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "SWITCHBOARD_DATABASE_URL")
@@ -39,6 +43,9 @@ class Settings(BaseSettings):
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8100
     simulator_url: str | None = None
+    # Where shipped providers are reached instead of the catalog's base_url, by provider name
+    # (JSON: {"ollama": "http://host.docker.internal:11434"}); applied by `switchboard migrate`.
+    base_urls: dict[str, str] = {}
 
     # Workers
     worker_concurrency: int = 32
@@ -119,4 +126,14 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings; a variable that does not parse is ``InvalidSettings`` naming it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ENV_PREFIX + "_".join(str(part) for part in first["loc"]).upper()
+        raise InvalidSettings(f"{name}: {first['msg']}") from exc
+    except SettingsError as exc:  # a JSON value that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = ENV_PREFIX + field.group(1).upper() if field else "a SWITCHBOARD_* variable"
+        raise InvalidSettings(f"{name}: not valid JSON ({exc.__cause__ or exc})") from exc

@@ -7,6 +7,7 @@
     ├── NotFound                     404 — no such job, batch or model
     ├── Conflict                     409 — e.g. an Idempotency-Key reused with another body
     ├── Unavailable                  503 — a dependency (Postgres, Redis) is down
+    ├── InvalidSettings              a SWITCHBOARD_* variable or the catalog does not parse
     ├── Unauthorized / Forbidden     401 / 403 — no or unknown credentials / not allowed
     ├── BudgetExceeded               402 — a budget has no room for the job's worst case
     └── ProviderError                (app.providers.errors) — a classified upstream failure
@@ -56,6 +57,12 @@ class SwitchboardError(Exception):
 class InvalidInput(SwitchboardError):
     code = "invalid_request"
     http_status = 400
+
+
+class InvalidSettings(SwitchboardError):
+    """The gateway's own configuration is wrong (an operator's mistake, not a caller's)."""
+
+    code = "invalid_settings"
 
 
 class UnknownModel(InvalidInput):

@@ -13,7 +13,8 @@ from app.config import Settings, get_settings
 from app.constants import provider_queues
 from app.db.migrate import migrate
 from app.embedded import EmbeddedStack, resolve_urls
-from app.errors import InvalidInput, Unavailable
+from app.errors import InvalidInput, InvalidSettings, Unavailable
+from app.registry.catalog import CatalogError
 from app.registry.service import SyncReport
 from app.tenants.keys import ADMIN_KEY_FILE
 
@@ -24,14 +25,23 @@ def run_migrate(settings: Settings | None = None) -> SyncReport:
     """Migrate the configured database, or the embedded one (started for the occasion)."""
     settings = settings or get_settings()
     urls = resolve_urls(settings.database_url, settings.redis_url, settings.data_dir)
+
+    def run(url: str) -> SyncReport:
+        try:
+            return migrate(
+                url, simulator_url=settings.resolved_simulator_url, base_urls=settings.base_urls
+            )
+        except CatalogError as exc:
+            raise InvalidSettings(" ".join(str(exc).split())) from exc
+
     if settings.database_url:
-        return migrate(settings.database_url, simulator_url=settings.resolved_simulator_url)
+        return run(settings.database_url)
     if urls is not None:
-        return migrate(urls.database_url, simulator_url=settings.resolved_simulator_url)
+        return run(urls.database_url)
     embedded = EmbeddedStack(settings.data_dir)
     started = embedded.start()
     try:
-        return migrate(started.database_url, simulator_url=settings.resolved_simulator_url)
+        return run(started.database_url)
     finally:
         embedded.stop()
 

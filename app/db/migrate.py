@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from alembic import command
@@ -24,14 +25,18 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def migrate(url: str, *, simulator_url: str) -> SyncReport:
-    """Upgrade to the newest revision, upsert the catalog, then add the shipped routing
-    policies the database lacks (idempotent; safe to rerun)."""
+def migrate(
+    url: str, *, simulator_url: str, base_urls: Mapping[str, str] | None = None
+) -> SyncReport:
+    """Upgrade to the newest revision, upsert the catalog (its providers' ``base_url``
+    replaced where ``base_urls`` names them), then add the shipped routing policies the
+    database lacks (idempotent; safe to rerun)."""
+    catalog = load_catalog(simulator_url=simulator_url, base_urls=base_urls)  # before any change
     command.upgrade(alembic_config(url), "head")
     engine = create_engine(to_sqlalchemy_url(url), poolclass=pool.NullPool)
     try:
         with unit_of_work(make_sessionmaker(engine)) as session:
-            report = sync_catalog(session, load_catalog(simulator_url=simulator_url))
+            report = sync_catalog(session, catalog)
             session.flush()
             seed_policies(session, load_registry(session))
             return report

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
@@ -207,11 +208,16 @@ class _ModelSpec(_Strict):
 
 
 def load_catalog(
-    path: Path | None = None, *, simulator_url: str = DEFAULT_SIMULATOR_URL
+    path: Path | None = None,
+    *,
+    simulator_url: str = DEFAULT_SIMULATOR_URL,
+    base_urls: Mapping[str, str] | None = None,
 ) -> Catalog:
     """Read and validate a catalog file (default: the packaged ``catalog.toml``).
 
-    ``{simulator_url}`` in a provider's ``base_url`` is replaced by ``simulator_url``.
+    ``{simulator_url}`` in a provider's ``base_url`` is replaced by ``simulator_url``;
+    ``base_urls`` (``SWITCHBOARD_BASE_URLS``) replaces the ``base_url`` of the providers it
+    names (a local server on another host, a proxy in front of a cloud provider).
     Raises :class:`CatalogError` listing every problem found, each naming its culprit.
     """
     if path is None:
@@ -226,10 +232,14 @@ def load_catalog(
         raise CatalogError(f"{source}: not valid TOML: {exc}") from exc
     if not _URL.fullmatch(simulator_url):
         raise CatalogError(f"simulator_url must be an http(s) URL, got {simulator_url!r}")
-    return _build(data, source=source, simulator_url=simulator_url.rstrip("/"))
+    return _build(
+        data, source=source, simulator_url=simulator_url.rstrip("/"), base_urls=base_urls or {}
+    )
 
 
-def _build(data: dict[str, Any], *, source: str, simulator_url: str) -> Catalog:
+def _build(
+    data: dict[str, Any], *, source: str, simulator_url: str, base_urls: Mapping[str, str]
+) -> Catalog:
     problems: list[str] = [
         f"unknown top-level key {key!r}" for key in sorted(data.keys() - _TOP_KEYS)
     ]
@@ -238,6 +248,10 @@ def _build(data: dict[str, Any], *, source: str, simulator_url: str) -> Catalog:
     if not isinstance(raw_providers, dict):
         problems.append("'providers' must be a table of [providers.<name>] tables")
         raw_providers = {}
+    problems.extend(
+        f"base_urls names {name!r}, which is not a provider of the catalog"
+        for name in sorted(base_urls.keys() - raw_providers.keys())
+    )
     providers: dict[str, CatalogProvider] = {}
     for name, raw in raw_providers.items():
         where = f"provider {name!r}"
@@ -247,7 +261,7 @@ def _build(data: dict[str, Any], *, source: str, simulator_url: str) -> Catalog:
         if not isinstance(raw, dict):
             problems.append(f"{where}: must be a table")
             continue
-        url = raw.get("base_url")
+        url = base_urls.get(name, raw.get("base_url"))
         if isinstance(url, str):
             raw = {**raw, "base_url": url.replace(SIMULATOR_PLACEHOLDER, simulator_url)}
         try:

@@ -38,3 +38,29 @@ def test_help_is_not_an_error() -> None:
     assert done.returncode == 0
     assert "demo" in done.stdout
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        (
+            "SWITCHBOARD_BASE_URLS",
+            '{"olama": "http://gpu-box:11434"}',
+            "base_urls names 'olama', which is not a provider of the catalog",
+        ),
+        ("SWITCHBOARD_BASE_URLS", "ollama=http://gpu-box", "SWITCHBOARD_BASE_URLS: not valid JSON"),
+        ("SWITCHBOARD_API_PORT", "eighty", "SWITCHBOARD_API_PORT: Input should be a valid integer"),
+    ],
+)
+def test_a_setting_that_does_not_parse_is_one_line_before_anything_is_touched(
+    variable: str, value: str, says: str
+) -> None:
+    # No database answers at this URL: the setting is refused before one is needed.
+    env = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none", variable: value}
+    done = subprocess.run(
+        [SWITCHBOARD, "migrate"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: invalid_settings: "), line
+    assert says in line

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from importlib.metadata import distribution, entry_points
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -176,6 +177,21 @@ def test_each_service_gets_the_secrets_it_needs_and_no_others(compose: dict[str,
         assert "SWITCHBOARD_SECRET_KEY" in env[name], name  # sealed provider keys open
     assert {n for n, names in env.items() if "SWITCHBOARD_FLOWER_PASSWORD" in names} == {"flower"}
     assert "SWITCHBOARD_SECRET_KEY" not in env["flower"] | env["beat"]
+
+
+def test_local_providers_are_reached_on_the_docker_host(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside a container 127.0.0.1 is the container itself: migrate points Ollama and LM
+    Studio at the Docker host, and their pools resolve that name."""
+    env = compose["services"]["migrate"]["environment"]
+    monkeypatch.setenv("SWITCHBOARD_BASE_URLS", env["SWITCHBOARD_BASE_URLS"])
+    settings = Settings()
+    catalog = load_catalog(base_urls=settings.base_urls)
+    for name in ("ollama", "lmstudio"):
+        assert urlsplit(catalog.providers[name].base_url).hostname == "host.docker.internal"
+        extra_hosts = compose["services"][f"worker-{name}"]["extra_hosts"]
+        assert "host.docker.internal:host-gateway" in extra_hosts, extra_hosts
 
 
 def test_workers_serve_metrics_on_the_port_prometheus_scrapes(compose: dict[str, Any]) -> None:

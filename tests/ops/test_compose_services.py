@@ -185,6 +185,16 @@ def test_the_api_answers_through_the_compose_pools(deployed: Deployment) -> None
     assert answer.headers["x-switchboard-provider"] == "sim-openai"
 
 
+def test_migrate_points_the_local_providers_at_the_docker_host(deployed: Deployment) -> None:
+    headers = {"Authorization": f"Bearer {COMPOSE_ENV['SWITCHBOARD_ADMIN_KEY']}"}
+    listed = httpx.get(f"{deployed.url(8000)}/v1/providers", headers=headers, timeout=30)
+    assert listed.status_code == 200, listed.text
+    urls = {p["name"]: p["base_url"] for p in listed.json()["data"]}
+    assert urls["ollama"] == "http://host.docker.internal:11434"
+    assert urls["lmstudio"] == "http://host.docker.internal:1234/v1"
+    assert urls["openai"] == "https://api.openai.com/v1"  # the others as the catalog has them
+
+
 def test_flower_takes_the_login_compose_gives_it(deployed: Deployment) -> None:
     url = f"{deployed.url(5555)}/api/workers"
     password = COMPOSE_ENV["SWITCHBOARD_FLOWER_PASSWORD"]

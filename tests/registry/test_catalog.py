@@ -165,6 +165,27 @@ def test_simulator_url_is_substituted() -> None:
         assert "{" not in provider.base_url
 
 
+def test_base_urls_replace_the_named_providers_and_no_others() -> None:
+    default = load_catalog()
+    moved = load_catalog(
+        base_urls={"ollama": "http://gpu-box.lan:11434/", "openai": "https://proxy.corp/v1"}
+    )
+    assert moved.providers["ollama"].base_url == "http://gpu-box.lan:11434"
+    assert moved.providers["openai"].base_url == "https://proxy.corp/v1"
+    unchanged = set(default.providers) - {"ollama", "openai"}
+    assert {n: moved.providers[n] for n in unchanged} == {
+        n: default.providers[n] for n in unchanged
+    }
+
+
+def test_base_urls_naming_no_provider_or_no_url_are_rejected() -> None:
+    with pytest.raises(CatalogError) as unknown:
+        load_catalog(base_urls={"olama": "http://gpu-box.lan:11434"})
+    assert "base_urls names 'olama', which is not a provider of the catalog" in str(unknown.value)
+    with pytest.raises(CatalogError, match="provider 'lmstudio': base_url: must be an http"):
+        load_catalog(base_urls={"lmstudio": "gpu-box.lan:1234"})
+
+
 def test_bad_simulator_url_is_rejected() -> None:
     with pytest.raises(CatalogError, match="simulator_url"):
         load_catalog(simulator_url="127.0.0.1:8100")
