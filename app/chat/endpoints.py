@@ -20,10 +20,10 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from app.api.deps import IdempotencyKey, State
-from app.chat.answers import FAILURES, completion, error_type
-from app.chat.live import submit_and_stream
+from app.chat.answers import FAILURES, error_type
+from app.chat.live import answer_on_request
 from app.chat.schemas import ChatCompletion, ChatCompletionCreate
-from app.jobs.answered import job_spec, submit_and_wait
+from app.jobs.answered import job_spec
 from app.jobs.submission import Submitter
 
 log = logging.getLogger(__name__)
@@ -110,21 +110,13 @@ async def create_chat_completion(
     state: State,
     x_switchboard_wait_s: WaitSeconds = None,
 ) -> Response:
-    spec = job_spec(body.job)
-    if body.stream:
-        return await submit_and_stream(
-            request,
-            submitter,
-            state,
-            spec,
-            idempotency_key,
-            x_switchboard_wait_s,
-            include_usage=body.usage_in_stream,
-        )
-    answered = await submit_and_wait(
-        request, submitter, state, spec, idempotency_key, x_switchboard_wait_s
+    return await answer_on_request(
+        request,
+        submitter,
+        state,
+        job_spec(body.job),
+        idempotency_key,
+        x_switchboard_wait_s,
+        stream=body.stream,
+        include_usage=body.usage_in_stream,
     )
-    if isinstance(answered, Response):
-        return answered
-    answer = completion(answered.job)
-    return JSONResponse(answer.model_dump(mode="json"), headers=answered.headers)

@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
@@ -55,10 +55,11 @@ from app.chat.answers import (
     wait_timeout,
 )
 from app.chat.chunks import ChunkWriter, event, served
-from app.chat.schemas import CompletionUsage
+from app.chat.schemas import ChatCompletion
 from app.chat.waiting import FIRST_PAUSE_S, GROWTH, MAX_PAUSE_S, ended_job, job_end
+from app.completions.schemas import TextCompletion
 from app.db.tables import JobRow
-from app.jobs.answered import submit_awaited, wait_for, wait_limit
+from app.jobs.answered import submit_and_wait, submit_awaited, wait_for, wait_limit
 from app.jobs.schemas import JobCreate
 from app.jobs.submission import JobSubmitter
 from app.providers.types import Delta, TextDelta
@@ -83,29 +84,24 @@ Abandoned = Callable[[], Awaitable[bool]]
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """The endpoint's kind of answer, streamed: its chunks (``writer``, their ids
-    ``prefix`` + the job id), the finish reason and usage of a recorded answer (``final``),
-    and the whole response to a job that ended before any delta (``whole``)."""
+    """The endpoint's kind of answer: a recorded job as its whole answer (``answer``), its
+    chunks (``writer``, their ids ``prefix`` + the job id), and the streaming response to a
+    job that ended before any delta (``whole``)."""
 
     prefix: str
+    answer: Callable[[JobRow], ChatCompletion | TextCompletion]
     writer: type[ChunkWriter]
-    final: Callable[[JobRow], tuple[str | None, CompletionUsage | None]]
     whole: Callable[[JobRow, bool], Response]  # (job, include_usage)
-
-
-def _chat_final(job: JobRow) -> tuple[str | None, CompletionUsage | None]:
-    answer = completion(job)
-    return answer.choices[0].finish_reason, answer.usage
 
 
 def _chat_whole(job: JobRow, include_usage: bool) -> Response:
     return ended(job, stream=True, include_usage=include_usage)
 
 
-CHAT = Shape(COMPLETION_PREFIX, ChunkWriter, _chat_final, _chat_whole)
+CHAT = Shape(COMPLETION_PREFIX, completion, ChunkWriter, _chat_whole)
 
 
-async def submit_and_stream(
+async def answer_on_request(
     request: Request,
     submitter: JobSubmitter,
     state: ApiState,
@@ -113,11 +109,20 @@ async def submit_and_stream(
     idempotency_key: str | None,
     wait_s: float | None,
     *,
+    stream: bool,
     include_usage: bool,
     shape: Shape = CHAT,
 ) -> Response:
-    """Submit ``spec`` (a job whose call streams) and answer ``stream: true`` in ``shape``:
-    relayed live, or — with no relay configured — the whole answer as chunks once it ended."""
+    """Submit ``spec`` and answer on the same request in ``shape``: the whole answer once the
+    job ended; with ``stream`` (a job whose call streams), its deltas relayed live — or, with
+    no relay configured, the whole answer as chunks once it ended. A job that did not
+    succeed is OpenAI's error either way."""
+    if not stream:
+        answered = await submit_and_wait(request, submitter, state, spec, idempotency_key, wait_s)
+        if isinstance(answered, Response):
+            return answered
+        body = shape.answer(answered.job).model_dump(mode="json")
+        return JSONResponse(body, headers=answered.headers)
     accepted = await submit_awaited(submitter, state, spec, idempotency_key)
     waited_s = wait_limit(state, wait_s)
     if state.streams is not None:
@@ -309,7 +314,8 @@ class _Live:
             return event(failure(job)[1])
         if not sent.is_answer_of(job):
             return self._interrupted("the job's answer was recorded from another attempt")
-        reason, usage = self._shape.final(job)
+        answer = self._shape.answer(job)
+        reason, usage = answer.choices[0].finish_reason, answer.usage
         shown = usage.model_dump(mode="json") if usage is not None and self._include_usage else None
         return b"".join(writer.end(reason, shown, served(job)))
 

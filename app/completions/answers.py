@@ -10,7 +10,6 @@ from starlette.responses import Response
 from app.chat.answers import SSE_HEADERS, completion, job_headers, not_succeeded
 from app.chat.chunks import TextChunkWriter, served
 from app.chat.live import Shape
-from app.chat.schemas import CompletionUsage
 from app.completions.schemas import FinishReason, TextChoice, TextCompletion
 from app.db.tables import JobRow
 from app.providers.types import Delta, TextDelta
@@ -68,10 +67,5 @@ def streamed(job: JobRow, include_usage: bool) -> Response:
     )
 
 
-def _final(job: JobRow) -> tuple[str | None, CompletionUsage | None]:
-    answer = text_completion(job)
-    return answer.choices[0].finish_reason, answer.usage
-
-
-# How app.chat.live relays a text completion as the provider produces it.
-TEXT = Shape(COMPLETION_PREFIX, TextChunkWriter, _final, streamed)
+# How app.chat.live answers a text completion, whole or as the provider produces it.
+TEXT = Shape(COMPLETION_PREFIX, text_completion, TextChunkWriter, streamed)

@@ -11,14 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from app.api.deps import IdempotencyKey, State
 from app.chat.endpoints import OpenAIErrors, WaitSeconds
-from app.chat.live import submit_and_stream
-from app.completions.answers import TEXT, text_completion
+from app.chat.live import answer_on_request
+from app.completions.answers import TEXT
 from app.completions.schemas import CompletionCreate, TextCompletion
-from app.jobs.answered import FAILURES, job_spec, submit_and_wait
+from app.jobs.answered import FAILURES, job_spec
 from app.jobs.submission import Submitter
 
 router = APIRouter(prefix="/v1", tags=["completions"], route_class=OpenAIErrors)
@@ -47,22 +46,14 @@ async def create_completion(
     state: State,
     x_switchboard_wait_s: WaitSeconds = None,
 ) -> Response:
-    spec = job_spec(body.job)
-    if body.stream:
-        return await submit_and_stream(
-            request,
-            submitter,
-            state,
-            spec,
-            idempotency_key,
-            x_switchboard_wait_s,
-            include_usage=body.usage_in_stream,
-            shape=TEXT,
-        )
-    answered = await submit_and_wait(
-        request, submitter, state, spec, idempotency_key, x_switchboard_wait_s
+    return await answer_on_request(
+        request,
+        submitter,
+        state,
+        job_spec(body.job),
+        idempotency_key,
+        x_switchboard_wait_s,
+        stream=body.stream,
+        include_usage=body.usage_in_stream,
+        shape=TEXT,
     )
-    if isinstance(answered, Response):
-        return answered
-    answer = text_completion(answered.job)
-    return JSONResponse(answer.model_dump(mode="json"), headers=answered.headers)
