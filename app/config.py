@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     simulator_port: int = 8100
     simulator_url: str | None = None
     # Where shipped providers are reached instead of the catalog's base_url, by provider name
-    # (JSON: {"ollama": "http://host.docker.internal:11434"}); applied by `switchboard migrate`.
+    # (JSON: {"ollama": "http://host.docker.internal:11434"}); applied when migrating.
     base_urls: dict[str, str] = {}
 
     # Workers

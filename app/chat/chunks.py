@@ -3,8 +3,8 @@ endpoint's ``chat.completion.chunk`` (``ChunkWriter``) and the legacy completion
 ``text_completion`` (``TextChunkWriter``: no role chunk, the text in ``choices[].text``, no
 tool calls).
 
-Every chunk of an answer shares its ``id`` (``chatcmpl-<job id>``), ``created`` and ``model``
-(the gateway's id of the model answering); choice 0 carries the delta:
+Every chunk of an answer shares its ``id`` (``chatcmpl-<job id>``; ``cmpl-<job id>`` for text),
+``created`` and ``model`` (the gateway's id of the model answering); choice 0 carries the delta:
 
     role        {"role": "assistant", "content": ""}, first
     text        {"content": "..."}, one chunk per delta the provider sent

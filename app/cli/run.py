@@ -21,27 +21,31 @@ from app.tenants.keys import ADMIN_KEY_FILE
 console = Console()
 
 
+def migrate_as_set(settings: Settings, url: str, simulator_url: str | None = None) -> SyncReport:
+    """``migrate`` with the settings' simulator and provider addresses (``base_urls``); a
+    catalog they make invalid is ``InvalidSettings``, raised before the database is touched."""
+    try:
+        return migrate(
+            url,
+            simulator_url=simulator_url or settings.resolved_simulator_url,
+            base_urls=settings.base_urls,
+        )
+    except CatalogError as exc:
+        raise InvalidSettings(" ".join(str(exc).split())) from exc
+
+
 def run_migrate(settings: Settings | None = None) -> SyncReport:
     """Migrate the configured database, or the embedded one (started for the occasion)."""
     settings = settings or get_settings()
     urls = resolve_urls(settings.database_url, settings.redis_url, settings.data_dir)
-
-    def run(url: str) -> SyncReport:
-        try:
-            return migrate(
-                url, simulator_url=settings.resolved_simulator_url, base_urls=settings.base_urls
-            )
-        except CatalogError as exc:
-            raise InvalidSettings(" ".join(str(exc).split())) from exc
-
     if settings.database_url:
-        return run(settings.database_url)
+        return migrate_as_set(settings, settings.database_url)
     if urls is not None:
-        return run(urls.database_url)
+        return migrate_as_set(settings, urls.database_url)
     embedded = EmbeddedStack(settings.data_dir)
     started = embedded.start()
     try:
-        return run(started.database_url)
+        return migrate_as_set(settings, started.database_url)
     finally:
         embedded.stop()
 
@@ -92,7 +96,7 @@ def start_up(stack: Stack, settings: Settings, *, providers: Sequence[str]) -> l
     returns the providers that got a pool."""
     urls = stack.start_services()
     sim_url = stack.start_simulator() if stack.options.simulator else settings.simulator_url
-    migrate(urls.database_url, simulator_url=sim_url or settings.resolved_simulator_url)
+    migrate_as_set(settings, urls.database_url, sim_url)
     chosen = list(providers) or default_providers(stack, settings)
     if not chosen:
         raise InvalidInput(
