@@ -61,20 +61,34 @@ class Gatekeeper:
         self._lock = threading.Lock()
 
     def caller(self, key: str, tenant: str | None) -> Caller:
-        if self._admin_key is not None and same_secret(key, self._admin_key):
+        """Who presents ``key`` (reading Postgres if this process has not seen it lately)."""
+        if self._is_admin(key):
             if tenant is None:
                 return Caller(DEFAULT_TENANT, admin=True)
             self._check_tenant(tenant)
             return Caller(tenant, admin=True, chosen=True)
         owner = self._owner(key)
-        if owner is None:
-            raise Unauthorized("this API key is not valid", code="invalid_api_key")
-        if not owner.tenant_enabled:
-            raise Forbidden(f"tenant {owner.tenant_id!r} is disabled", code="tenant_disabled")
-        if tenant is not None and tenant != owner.tenant_id:
-            raise Forbidden("only the admin key may act for another tenant", code="tenant_mismatch")
+        caller = _as_caller(owner, tenant)
+        assert owner is not None
         self._touch(owner.key_id)
-        return Caller(owner.tenant_id, admin=False)
+        return caller
+
+    def known_caller(self, key: str, tenant: str | None) -> Caller | None:
+        """``caller`` when it needs no I/O — the admin key for its own tenant, or a key whose
+        owner is cached and whose use was recorded lately — else ``None``."""
+        if self._is_admin(key):
+            return Caller(DEFAULT_TENANT, admin=True) if tenant is None else None
+        digest = key_hash(key)
+        with self._lock:
+            if digest not in self._owners:
+                return None
+            owner = self._owners[digest]
+            if owner is not None and owner.key_id not in self._touched:
+                return None
+        return _as_caller(owner, tenant)
+
+    def _is_admin(self, key: str) -> bool:
+        return self._admin_key is not None and same_secret(key, self._admin_key)
 
     def _owner(self, key: str) -> KeyOwner | None:
         digest = key_hash(key)
@@ -101,6 +115,17 @@ class Gatekeeper:
                 raise NotFound(f"no tenant {tenant!r}", code="tenant_not_found")
 
 
+def _as_caller(owner: KeyOwner | None, tenant: str | None) -> Caller:
+    """The tenant caller a key's owner makes, or why it may not call."""
+    if owner is None:
+        raise Unauthorized("this API key is not valid", code="invalid_api_key")
+    if not owner.tenant_enabled:
+        raise Forbidden(f"tenant {owner.tenant_id!r} is disabled", code="tenant_disabled")
+    if tenant is not None and tenant != owner.tenant_id:
+        raise Forbidden("only the admin key may act for another tenant", code="tenant_mismatch")
+    return Caller(owner.tenant_id, admin=False)
+
+
 def presented_key(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if header is not None:
@@ -122,10 +147,11 @@ async def _caller(request: Request) -> Caller:
         )
     gatekeeper: Gatekeeper = request.app.state.switchboard.gatekeeper
     tenant = request.headers.get(TENANT_HEADER) or None
-    return await run_in_threadpool(gatekeeper.caller, key, tenant)
+    known = gatekeeper.known_caller(key, tenant)  # most calls: no thread, no query
+    return known if known is not None else await run_in_threadpool(gatekeeper.caller, key, tenant)
 
 
-def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+async def _admin(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
     if not caller.admin:
         raise Forbidden("this endpoint needs the admin key", code="admin_required")
     return caller

@@ -1,4 +1,9 @@
-"""Dependencies endpoints declare, as ``Annotated`` aliases."""
+"""Dependencies endpoints declare, as ``Annotated`` aliases.
+
+A dependency that does no I/O is ``async def``: FastAPI runs a plain ``def`` one in its
+threadpool, and a request with eight of them paid eight thread hops before its endpoint ran.
+One that may block (a session, a snapshot that reloads from Postgres) stays ``def``.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from app.registry.service import Registry
 MAX_IDEMPOTENCY_KEY = 255
 
 
-def _state(request: Request) -> ApiState:
+async def _state(request: Request) -> ApiState:
     state: ApiState = request.app.state.switchboard
     return state
 
@@ -27,7 +32,7 @@ def _session(state: Annotated[ApiState, Depends(_state)]) -> Iterator[Session]:
         yield session
 
 
-def _unit_of_work(
+async def _unit_of_work(
     state: Annotated[ApiState, Depends(_state)],
 ) -> Callable[[], AbstractContextManager[Session]]:
     return lambda: unit_of_work(state.sessions)
@@ -37,7 +42,7 @@ def _registry(state: Annotated[ApiState, Depends(_state)]) -> Registry:
     return state.registry.get()
 
 
-def _idempotency_key(
+async def _idempotency_key(
     idempotency_key: Annotated[
         str | None,
         Header(

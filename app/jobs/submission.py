@@ -89,7 +89,7 @@ class JobSubmitter:
         return accepted
 
 
-def _submitter(
+async def _submitter(
     caller: CurrentCaller,
     state: State,
     uow: UnitOfWork,

@@ -92,7 +92,7 @@ class OrchestrationSubmitter:
             log.warning("hedged branches not set aside (%s); the reconciler will", exc)
 
 
-def _submitter(
+async def _submitter(
     caller: CurrentCaller,
     state: State,
     uow: UnitOfWork,

@@ -52,7 +52,7 @@ POLICY_REFRESH_S = 5.0
 _cache_lock = threading.Lock()
 
 
-def policy_cache(request: Request, state: State) -> PolicyCache:
+async def policy_cache(request: Request, state: State) -> PolicyCache:
     """This process's snapshot of the policies, made on first use and kept on the app (the
     lead may move it into ``ApiState``); writes here invalidate it at once, other processes
     see a change within ``POLICY_REFRESH_S``."""

@@ -14,7 +14,7 @@ from app.api.deps import State
 from app.routing.performance import PerformanceCache, PerformanceTable, compute_performance
 
 
-def _performance(request: Request, state: State) -> PerformanceCache:
+async def _performance(request: Request, state: State) -> PerformanceCache:
     cache: PerformanceCache | None = getattr(request.app.state, "performance", None)
     if cache is None:
         settings = state.settings
