@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from app.api.state import ApiState
@@ -38,8 +39,10 @@ async def _unit_of_work(
     return lambda: unit_of_work(state.sessions)
 
 
-def _registry(state: Annotated[ApiState, Depends(_state)]) -> Registry:
-    return state.registry.get()
+async def _registry(state: Annotated[ApiState, Depends(_state)]) -> Registry:
+    """The registry snapshot; reloaded in a thread when it is due (a Postgres read)."""
+    snapshot = state.registry.fresh()
+    return snapshot if snapshot is not None else await run_in_threadpool(state.registry.get)
 
 
 async def _idempotency_key(

@@ -29,9 +29,17 @@ class TimedSnapshot(Generic[T]):
         # than ``ttl_s`` would take an invalidated snapshot for a fresh one.
         self._loaded_at = float("-inf")
 
-    def get(self) -> T:
+    def fresh(self) -> T | None:
+        """The value if it is young enough to serve without reloading, else ``None``: what
+        a caller that must not block (the event loop) may take without I/O."""
         value = self._value
         if value is not None and time.monotonic() - self._loaded_at < self._ttl_s:
+            return value
+        return None
+
+    def get(self) -> T:
+        value = self.fresh()
+        if value is not None:
             return value
         with self._lock:
             if self._value is None or time.monotonic() - self._loaded_at >= self._ttl_s:
