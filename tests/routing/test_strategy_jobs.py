@@ -122,10 +122,16 @@ def _served(api: httpx.Client, engine: Engine, count: int) -> list[str]:
 def test_a_slow_model_loses_traffic_after_its_latency_rises(
     api: httpx.Client, engine: Engine, simulator: Simulator
 ) -> None:
-    started = time.monotonic()
     fast = api.post("/v1/route", json=body("performance")).json()["model"]
     other = next(m for m in SIM_PAIR if m != fast)
     assert set(_served(api, engine, 3)) == {fast}
+    # Earlier tests may have left slow calls of the other model in the window: outnumber
+    # them with calls at its usual speed, so only this test's slowdown decides.
+    recorded = api.get(f"/v1/models/{other}/performance").json()["succeeded"]
+    direct = {"model": other, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 16}
+    ids = [api.post("/v1/jobs", json=direct).json()["id"] for _ in range(recorded + 4)]
+    assert set(wait_for_jobs(engine, ids, timeout=60).values()) == {"succeeded"}
+    started = time.monotonic()
 
     def slow(spec: SimModel) -> SimModel:
         return spec.model_copy(update={"latency_ms": 1200.0, "jitter_ms": 0.0})
